@@ -1,0 +1,1 @@
+"""The ``peel`` command line: a thin layer over engine functions shared with the GUI."""

@@ -1,0 +1,63 @@
+"""Entry point of ``peel``: discovers subcommands and maps failures to exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import pkgutil
+import sys
+from collections.abc import Sequence
+
+from engine import __version__
+from engine.cli import commands
+
+# Subcommands appear in --help in this order; new modules not listed here come after, sorted.
+_ORDER = ["demo_data", "train", "export_onnx", "segment", "evaluate", "baseline", "compare"]
+
+
+class CliError(Exception):
+    """A user error (bad path, empty folder): printed as one line, exit code 2."""
+
+
+def _command_modules() -> list[str]:
+    names = [m.name for m in pkgutil.iter_modules(commands.__path__) if not m.name.startswith("_")]
+    return sorted(names, key=lambda n: (_ORDER.index(n) if n in _ORDER else len(_ORDER), n))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="peel",
+        description="Peel: learn to cut objects out of photos with no labels.",
+    )
+    parser.add_argument("--version", action="version", version=f"peel {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name in _command_modules():
+        importlib.import_module(f"{commands.__name__}.{name}").register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return int(args.func(args) or 0)
+    except CliError as exc:
+        print(f"peel {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except FileNotFoundError as exc:
+        print(f"peel {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"peel {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
