@@ -1,0 +1,39 @@
+"""Choosing where to compute, and saying so: the UI and CLI always show what really runs."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import torch
+
+log = logging.getLogger(__name__)
+
+
+def describe(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    return f"cpu ({torch.get_num_threads()} threads)"
+
+
+def pick_device(requested: str = "auto") -> tuple[torch.device, str | None]:
+    """Return the device to use and a warning when the request could not be honoured."""
+    requested = requested.lower()
+    if requested not in {"auto", "cpu", "cuda"}:
+        raise ValueError(f"unknown device {requested!r} (auto, cpu or cuda)")
+    if requested == "cpu":
+        return torch.device("cpu"), None
+    if torch.cuda.is_available():
+        return torch.device("cuda"), None
+    if requested == "cuda":
+        msg = "CUDA was requested but is not available here; running on the CPU"
+        log.warning(msg)
+        return torch.device("cpu"), msg
+    return torch.device("cpu"), None
+
+
+def configure_cpu_threads() -> None:
+    """Use every core for intra-op work; torch's default can under-use small machines."""
+    n = os.cpu_count() or 1
+    if torch.get_num_threads() != n:
+        torch.set_num_threads(n)
