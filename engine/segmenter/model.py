@@ -1,0 +1,78 @@
+"""Saving and loading ``segmenter.pt``: the one artefact every later step (viewer, ONNX, export) needs.
+
+The file holds only tensors, numbers and strings so it loads with ``weights_only=True`` and can be
+rebuilt without the code that trained it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from engine import __version__
+from engine.atomic import write_with
+from engine.nets.unet import UNet, UNetConfig
+
+SCHEMA = 1
+NORMALISATION = "rgb/127.5-1"
+
+
+class SegmenterLoadError(Exception):
+    """The file is missing, corrupt or not a Peel segmenter; the message says which."""
+
+
+@dataclass(frozen=True)
+class SegmenterInfo:
+    size: int
+    method: str
+    source: str
+    version: str
+
+
+def save_segmenter(
+    path: str | os.PathLike[str], model: UNet, size: int, method: str, source: str
+) -> None:
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    payload: dict[str, Any] = {
+        "schema": SCHEMA,
+        "kind": "unet",
+        "arch": model.config.to_dict(),
+        "state_dict": state,
+        "size": int(size),
+        "method": method,
+        "source": source,
+        "normalisation": NORMALISATION,
+        "version": __version__,
+    }
+    write_with(path, lambda fh: torch.save(payload, fh))
+
+
+def load_segmenter(
+    path: str | os.PathLike[str], device: torch.device | str = "cpu"
+) -> tuple[UNet, SegmenterInfo]:
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError as exc:
+        raise SegmenterLoadError(f"{path}: no such file") from exc
+    except Exception as exc:
+        raise SegmenterLoadError(f"{path}: not a readable segmenter file ({exc})") from exc
+    if not isinstance(payload, dict) or payload.get("kind") != "unet":
+        raise SegmenterLoadError(f"{path}: not a Peel segmenter")
+    if payload.get("schema") != SCHEMA:
+        raise SegmenterLoadError(f"{path}: unsupported schema {payload.get('schema')!r}")
+    model = UNet(UNetConfig(**payload["arch"]))
+    try:
+        model.load_state_dict(payload["state_dict"])
+    except RuntimeError as exc:
+        raise SegmenterLoadError(f"{path}: weights do not match the architecture ({exc})") from exc
+    model.to(device).eval()
+    info = SegmenterInfo(
+        size=int(payload["size"]),
+        method=str(payload["method"]),
+        source=str(payload["source"]),
+        version=str(payload.get("version", "?")),
+    )
+    return model, info
