@@ -83,7 +83,7 @@ def load_folder(
     bad: list[BadFile] = []
     n_workers = workers or min(8, (os.cpu_count() or 2))
     with ThreadPoolExecutor(max_workers=n_workers) as pool:
-        for path, result in zip(files, pool.map(load, files)):
+        for path, result in zip(files, pool.map(load, files), strict=True):
             if isinstance(result, BadFile):
                 log.warning("skipping %s: %s", result.path, result.reason)
                 bad.append(result)
@@ -137,7 +137,7 @@ class RandomCropDataset(Dataset):
         offs = generator.integers(0, slack + 1, size=(batch, 2))
         flips = generator.random(batch) < 0.5
         crops = np.empty((batch, self.size, self.size, 3), np.uint8)
-        for k, (i, (t, l), f) in enumerate(zip(idx, offs, flips)):
-            c = self.cache.images[i, t : t + self.size, l : l + self.size]
-            crops[k] = c[:, ::-1] if f else c
+        for k, (i, (top, left), flip) in enumerate(zip(idx, offs, flips, strict=True)):
+            c = self.cache.images[i, top : top + self.size, left : left + self.size]
+            crops[k] = c[:, ::-1] if flip else c
         return to_tensor(crops)

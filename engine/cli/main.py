@@ -11,13 +11,12 @@ from collections.abc import Sequence
 
 from engine import __version__
 from engine.cli import commands
+from engine.cli.errors import CliError
+
+__all__ = ["CliError", "build_parser", "main"]
 
 # Subcommands appear in --help in this order; new modules not listed here come after, sorted.
 _ORDER = ["demo_data", "train", "export_onnx", "segment", "evaluate", "baseline", "compare"]
-
-
-class CliError(Exception):
-    """A user error (bad path, empty folder): printed as one line, exit code 2."""
 
 
 def _command_modules() -> list[str]:
