@@ -108,3 +108,12 @@ def read_rgb(path: str | os.PathLike[str], min_side: int = 1) -> np.ndarray:
     except OSError as exc:
         raise ImageReadError(path, f"cannot open: {exc.strerror or exc}") from exc
     return decode_rgb(data, path, min_side=min_side)
+
+
+def read_mask(path: str | os.PathLike[str]) -> np.ndarray:
+    """Read a mask or soft prediction as (H, W) uint8 grey (0 = background, 255 = object).
+
+    Goes through ``read_rgb`` so masks fail the same way photos do (one clear reason per file).
+    """
+    rgb = read_rgb(path)
+    return cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
