@@ -85,6 +85,9 @@ def grabcut_mask(
         labels = np.zeros((h, w), np.uint8)
         mode, rect = cv2.GC_INIT_WITH_RECT, (x, y, rw, rh)
 
+    # GrabCut seeds its colour models with k-means on OpenCV's global RNG; without a fixed seed a
+    # mask would depend on how many images the same process segmented before (worker split).
+    cv2.setRNGSeed(0)
     try:
         cv2.grabCut(bgr, labels, rect, bgd, fgd, iters, mode)
     except cv2.error as exc:
