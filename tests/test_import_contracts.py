@@ -1,0 +1,50 @@
+"""The layering contracts (engine never imports Qt; app sits above engine) hold, and can fail."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def lint_imports_exe() -> str:
+    beside = Path(sys.executable).with_name("lint-imports")
+    found = str(beside) if beside.exists() else shutil.which("lint-imports")
+    # Fail, not skip: a missing linter must not pass as a kept contract.
+    assert found, "lint-imports not found: install the test extras (pip install -e '.[test]')"
+    return found
+
+
+def run_lint(cwd: Path, extra_path: Path | None = None) -> subprocess.CompletedProcess[str]:
+    env = None
+    if extra_path is not None:
+        import os
+
+        env = {**os.environ, "PYTHONPATH": str(extra_path)}
+    return subprocess.run(
+        [lint_imports_exe()], cwd=cwd, capture_output=True, text=True, timeout=300, env=env
+    )
+
+
+def test_contracts_kept() -> None:
+    proc = run_lint(ROOT)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "broken" in proc.stdout and "0 broken" in proc.stdout
+
+
+def test_contract_breaks_when_engine_imports_qt(tmp_path: Path) -> None:
+    # A throwaway project with the same contracts, whose engine imports PySide6: must be reported.
+    (tmp_path / "engine").mkdir()
+    (tmp_path / "engine" / "__init__.py").write_text("")
+    (tmp_path / "engine" / "bad.py").write_text("import PySide6\n")
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "__init__.py").write_text("import engine\n")
+    text = (ROOT / "pyproject.toml").read_text()
+    section = text[text.index("[tool.importlinter]") :]
+    (tmp_path / "pyproject.toml").write_text(section)
+    proc = run_lint(tmp_path, extra_path=tmp_path)
+    assert proc.returncode != 0, proc.stdout + proc.stderr
+    assert "engine.bad" in proc.stdout and "PySide6" in proc.stdout
