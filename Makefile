@@ -1,0 +1,34 @@
+# Peel developer commands. `make run` and `make test` work from a fresh clone.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.peel-installed
+DEMO ?= demo-data
+
+.PHONY: run test lint demo install clean-demo
+
+# Reinstall only when the dependency list changes (the stamp is newer than pyproject.toml).
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+$(DEMO)/demo.json: | $(STAMP)
+	$(VENV)/bin/peel demo-data $(DEMO)
+
+demo: $(DEMO)/demo.json
+
+run: $(STAMP) $(DEMO)/demo.json
+	$(VENV)/bin/peel-gui $(DEMO)
+
+test: $(STAMP)
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q
+	$(VENV)/bin/ruff check .
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
+
+clean-demo:
+	rm -rf $(DEMO)
