@@ -1,0 +1,86 @@
+"""The few engine calls the window makes, in one place: building configs, exports, run folders."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from engine.config import RunConfig
+
+ProgressFn = Callable[[int, int], None]
+
+# Previews every 200 steps suit the CLI; a window should show the GAN learning sooner.
+GUI_PREVIEW_EVERY = 50
+
+
+def make_config(folder: str, run_dir: str, options: dict[str, Any], resume: bool = False,
+                **overrides: Any) -> RunConfig:
+    """A RunConfig from the training panel's options; raises ValueError on bad values."""
+    opts = dict(options)
+    bootstrap = opts.pop("bootstrap", None)
+    fields = {f.name for f in dataclasses.fields(RunConfig)}
+    kwargs: dict[str, Any] = {"folder": folder, "out": run_dir,
+                              "preview_every": GUI_PREVIEW_EVERY, **opts, **overrides}
+    if "resume" in fields:
+        kwargs["resume"] = resume
+    config = RunConfig(**kwargs)
+    if bootstrap is not None:
+        config = dataclasses.replace(
+            config, pipeline=dataclasses.replace(config.pipeline, bootstrap=bool(bootstrap)))
+    return config
+
+
+def read_run_config(run_dir: str) -> RunConfig:
+    path = Path(run_dir) / "config.json"
+    if not path.is_file():
+        raise ValueError("no config.json (not a Peel run folder)")
+    with open(path, encoding="utf-8") as fh:
+        return RunConfig.from_dict(json.load(fh))
+
+
+def device_warning(requested: str) -> str | None:
+    """The warning the engine gives when the requested device is not there (e.g. no CUDA)."""
+    if requested == "cpu":
+        return None
+    from engine.device import pick_device
+
+    return pick_device(requested)[1]
+
+
+def onnx_job(run_dir: str) -> Callable[[ProgressFn, threading.Event], Any]:
+    def job(progress: ProgressFn, cancel: threading.Event) -> Any:
+        from engine.export.onnx import export_onnx
+
+        progress(0, 0)
+        return export_onnx(run_dir)
+
+    return job
+
+
+def ensure_onnx(run_dir: str) -> Path:
+    """The run's ONNX file, exported first when missing or older than segmenter.pt."""
+    from engine.export.onnx import default_output, export_onnx, resolve_segmenter
+
+    pt = resolve_segmenter(run_dir)
+    onnx_path = default_output(pt)
+    if not onnx_path.is_file() or onnx_path.stat().st_mtime < pt.stat().st_mtime:
+        export_onnx(pt, onnx_path)
+    return onnx_path
+
+
+def masks_job(run_dir: str, in_dir: str, out_dir: str,
+              fmt: str) -> Callable[[ProgressFn, threading.Event], Any]:
+    def job(progress: ProgressFn, cancel: threading.Event) -> Any:
+        from engine.export.masks import ExportOptions, export_masks
+
+        onnx_path = ensure_onnx(run_dir)
+        os.makedirs(out_dir, exist_ok=True)
+        return export_masks(onnx_path, in_dir, out_dir, ExportOptions(format=fmt),
+                            progress=lambda p: progress(p.processed, p.todo), cancel=cancel)
+
+    return job

@@ -1,0 +1,53 @@
+"""Asking where and how to export masks."""
+
+from __future__ import annotations
+
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLineEdit,
+    QPushButton,
+    QWidget,
+)
+
+FORMATS = {
+    "mask": "Binary mask (PNG, 0 / 255)",
+    "soft": "Soft mask (PNG, 0–255 probability)",
+    "cutout": "Cut-out (PNG with transparent background)",
+}
+
+
+class ExportMasksDialog(QDialog):
+    def __init__(self, default_out: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Export masks")
+        self.format = QComboBox()
+        for key, text in FORMATS.items():
+            self.format.addItem(text, key)
+        self.out = QLineEdit(default_out)
+        self.out.setMinimumWidth(360)
+        browse = QPushButton("Browse…")
+        browse.clicked.connect(self._browse)
+        row = QHBoxLayout()
+        row.addWidget(self.out, 1)
+        row.addWidget(browse)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok
+                                   | QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        form = QFormLayout(self)
+        form.addRow("Format", self.format)
+        form.addRow("Output folder", row)
+        form.addRow(buttons)
+
+    def _browse(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Output folder", self.out.text())
+        if folder:
+            self.out.setText(folder)
+
+    def choice(self) -> tuple[str, str]:
+        return self.format.currentData(), self.out.text().strip()

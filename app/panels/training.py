@@ -1,0 +1,231 @@
+"""Training settings and controls: method, resolution, budget, batch, device; start/pause/stop."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import QSettings, Qt, Signal
+from PySide6.QtWidgets import (
+    QButtonGroup,
+    QCheckBox,
+    QComboBox,
+    QFormLayout,
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QRadioButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from engine.config import METHODS, SIZES
+
+METHOD_TIPS = {
+    "ilgan": "Improved layered GAN: a private foreground code that must be recoverable from the "
+    "mask, so an empty mask cannot win (recommended).",
+    "perturbgan": "PerturbGAN: the foreground is shifted at random; a mask-size hinge keeps the "
+    "mask from vanishing. Simpler, more prone to collapse.",
+}
+
+
+def _fmt_eta(seconds: float | None) -> str:
+    if seconds is None or seconds != seconds:  # None or NaN
+        return "–"
+    seconds = int(round(seconds))
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+class TrainingPanel(QGroupBox):
+    """Emits startRequested / pauseToggled / stopRequested; the window owns the run."""
+
+    startRequested = Signal()
+    pauseToggled = Signal(bool)
+    stopRequested = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__("Training", parent)
+        self.method = QComboBox()
+        for name in METHODS:
+            self.method.addItem(name)
+            self.method.setItemData(self.method.count() - 1, METHOD_TIPS.get(name, ""),
+                                    Qt.ItemDataRole.ToolTipRole)
+        self.method.setToolTip("Which layered GAN learns the foreground/background split")
+        self.size = QComboBox()
+        for s in SIZES:
+            self.size.addItem(f"{s} px", s)
+        self.size.setCurrentIndex(SIZES.index(64))
+        self.size.setToolTip("Training resolution. 32 px trains ~4× faster on a CPU; "
+                             "masks of any photo size are still produced.")
+        self.by_minutes = QRadioButton("minutes")
+        self.by_steps = QRadioButton("steps")
+        self.by_minutes.setChecked(True)
+        group = QButtonGroup(self)
+        group.addButton(self.by_minutes)
+        group.addButton(self.by_steps)
+        self.minutes = QSpinBox()
+        self.minutes.setRange(1, 24 * 60)
+        self.minutes.setValue(20)
+        self.minutes.setToolTip("Time budget for the whole pipeline (bootstrap, GAN, segmenter)")
+        self.steps = QSpinBox()
+        self.steps.setRange(1, 1_000_000)
+        self.steps.setValue(2000)
+        self.steps.setSingleStep(100)
+        self.steps.setToolTip("GAN steps (reproducible budget, independent of machine speed)")
+        self.by_minutes.toggled.connect(self._sync_budget)
+        self.batch = QSpinBox()
+        self.batch.setRange(2, 256)
+        self.batch.setValue(32)
+        self.batch.setToolTip("Images per step. 32 is the published setting; lower it if memory "
+                              "is short.")
+        self.device = QComboBox()
+        self.device.addItems(["auto", "cpu", "cuda"])
+        self.device.setToolTip("auto uses the GPU when there is one. The device really used is "
+                               "shown in the status bar.")
+        self.bootstrap = QCheckBox("GrabCut bootstrap prior")
+        self.bootstrap.setChecked(True)
+        self.bootstrap.setToolTip("Train a label-free prior on GrabCut masks first; it tells the "
+                                  "GAN which layer the object belongs to (slower start, better masks).")
+
+        budget = QHBoxLayout()
+        budget.addWidget(self.minutes)
+        budget.addWidget(self.by_minutes)
+        budget.addWidget(self.steps)
+        budget.addWidget(self.by_steps)
+        form = QFormLayout()
+        form.addRow("Method", self.method)
+        form.addRow("Resolution", self.size)
+        form.addRow("Budget", budget)
+        row = QHBoxLayout()
+        row.addWidget(self.batch)
+        row.addWidget(QLabel("Device"))
+        row.addWidget(self.device, 1)
+        form.addRow("Batch", row)
+        form.addRow("", self.bootstrap)
+
+        self.start_button = QPushButton("Start")
+        self.start_button.setToolTip("Start a new run in the runs folder")
+        self.pause_button = QPushButton("Pause")
+        self.pause_button.setCheckable(True)
+        self.pause_button.setToolTip("Hold training at the next step boundary")
+        self.stop_button = QPushButton("Stop")
+        self.stop_button.setToolTip("Stop at the next step; a checkpoint is saved so the run "
+                                    "can be resumed")
+        self.start_button.clicked.connect(self.startRequested)
+        self.pause_button.toggled.connect(self._on_pause)
+        self.stop_button.clicked.connect(self.stopRequested)
+        buttons = QGridLayout()
+        buttons.addWidget(self.start_button, 0, 0)
+        buttons.addWidget(self.pause_button, 0, 1)
+        buttons.addWidget(self.stop_button, 0, 2)
+
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1000)
+        self.progress.setValue(0)
+        self.progress.setFormat("idle")
+        self.progress.setTextVisible(True)
+        self.rate_label = QLabel(" ")
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addLayout(buttons)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.rate_label)
+        self._sync_budget()
+        self.set_running(False)
+
+    def _sync_budget(self) -> None:
+        self.minutes.setEnabled(self.by_minutes.isChecked())
+        self.steps.setEnabled(self.by_steps.isChecked())
+
+    def _on_pause(self, paused: bool) -> None:
+        self.pause_button.setText("Resume" if paused else "Pause")
+        self.pauseToggled.emit(paused)
+
+    def set_running(self, running: bool, can_start: bool = True) -> None:
+        for w in (self.method, self.size, self.minutes, self.steps, self.by_minutes,
+                  self.by_steps, self.batch, self.device, self.bootstrap):
+            w.setEnabled(not running)
+        if not running:
+            self._sync_budget()
+            self.pause_button.blockSignals(True)
+            self.pause_button.setChecked(False)
+            self.pause_button.setText("Pause")
+            self.pause_button.blockSignals(False)
+        self.start_button.setEnabled(not running and can_start)
+        self.pause_button.setEnabled(running)
+        self.stop_button.setEnabled(running)
+
+    def options(self) -> dict[str, Any]:
+        """The chosen settings as RunConfig keyword arguments (without folder/out)."""
+        opts: dict[str, Any] = {
+            "method": self.method.currentText(),
+            "size": int(self.size.currentData()),
+            "batch": self.batch.value(),
+            "device": self.device.currentText(),
+        }
+        if self.by_minutes.isChecked():
+            opts["minutes"] = float(self.minutes.value())
+        else:
+            opts["steps"] = self.steps.value()
+        return opts
+
+    def show_progress(self, step: int, fraction: float | None, steps_per_s: float,
+                      eta_s: float | None, phase: str) -> None:
+        if fraction is None:
+            self.progress.setRange(0, 0)  # busy indicator
+        else:
+            self.progress.setRange(0, 1000)
+            self.progress.setValue(int(round(1000 * max(0.0, min(1.0, fraction)))))
+        self.progress.setFormat(f"{phase} · step {step}")
+        self.rate_label.setText(f"{steps_per_s:.2f} steps/s · ETA {_fmt_eta(eta_s)}")
+
+    def save(self, settings: QSettings) -> None:
+        settings.setValue("train/method", self.method.currentText())
+        settings.setValue("train/size", int(self.size.currentData()))
+        settings.setValue("train/by_minutes", self.by_minutes.isChecked())
+        settings.setValue("train/minutes", self.minutes.value())
+        settings.setValue("train/steps", self.steps.value())
+        settings.setValue("train/batch", self.batch.value())
+        settings.setValue("train/device", self.device.currentText())
+        settings.setValue("train/bootstrap", self.bootstrap.isChecked())
+
+    def load(self, settings: QSettings) -> None:
+        def get(key: str, default: Any, kind: type) -> Any:
+            try:
+                return kind(settings.value(key, default))
+            except (TypeError, ValueError):
+                return default
+
+        self.method.setCurrentText(get("train/method", "ilgan", str))
+        size = get("train/size", 64, int)
+        if size in SIZES:
+            self.size.setCurrentIndex(SIZES.index(size))
+        by_minutes = str(settings.value("train/by_minutes", "true")).lower() == "true"
+        (self.by_minutes if by_minutes else self.by_steps).setChecked(True)
+        self.minutes.setValue(get("train/minutes", 20, int))
+        self.steps.setValue(get("train/steps", 2000, int))
+        self.batch.setValue(get("train/batch", 32, int))
+        self.device.setCurrentText(get("train/device", "auto", str))
+        self.bootstrap.setChecked(str(settings.value("train/bootstrap", "true")).lower() == "true")
+        self._sync_budget()
+
+    def apply_config(self, config: Any) -> None:
+        """Show a saved run's settings (when a run folder is opened to resume it)."""
+        self.method.setCurrentText(config.method)
+        if config.size in SIZES:
+            self.size.setCurrentIndex(SIZES.index(config.size))
+        if config.minutes is not None:
+            self.by_minutes.setChecked(True)
+            self.minutes.setValue(max(1, int(round(config.minutes))))
+        else:
+            self.by_steps.setChecked(True)
+            self.steps.setValue(int(config.steps))
+        self.batch.setValue(config.batch)
+        self.device.setCurrentText(config.device)
+        self.bootstrap.setChecked(bool(config.pipeline.bootstrap))
+        self._sync_budget()

@@ -1,0 +1,89 @@
+"""One training run driven from the GUI: the engine generator in a worker thread, plus its control.
+
+The trainer itself is the engine's (``engine.train.runner.train``); this object only moves it to a
+thread, forwards its events as a signal, and knows how to pause, stop and join it. RunControl is
+thread-safe by design, so pause/resume/stop are plain calls from the GUI thread.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from PySide6.QtCore import QObject, Signal, Slot
+
+from app.workers import EventWorker, WorkerThread
+from engine.control import RunControl
+from engine.events import Event
+
+Trainer = Callable[..., Iterator[Event]]
+
+
+def gui_torch_threads() -> int:
+    """Leave one core to the GUI thread on small machines, so the window never stutters."""
+    cores = os.cpu_count() or 1
+    return max(1, cores - 1)
+
+
+def default_trainer() -> Trainer:
+    from engine.train.runner import train  # heavy import (torch, nets): only when a run starts
+
+    return train
+
+
+class TrainingSession(QObject):
+    event = Signal(object)
+    crashed = Signal(str, str)
+    ended = Signal()
+
+    def __init__(self, config: Any, trainer: Trainer | None = None,
+                 torch_threads: int | None = None, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.config = config
+        self.control = RunControl()
+        self.torch_threads = torch_threads or gui_torch_threads()
+        trainer = trainer or default_trainer()
+
+        def events() -> Iterator[Event]:
+            import torch
+
+            torch.set_num_threads(self.torch_threads)
+            yield from trainer(config, self.control)
+
+        self._worker = EventWorker(events)
+        # Re-emit through this GUI-thread object: the window connects to one stable sender.
+        self._worker.event.connect(self._forward_event)
+        self._worker.crashed.connect(self._forward_crash)
+        self._worker.done.connect(self._forward_done)
+        self._thread = WorkerThread(self._worker, "peel-train")
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def is_running(self) -> bool:
+        return self._thread.is_running()
+
+    def pause(self) -> None:
+        self.control.pause()
+
+    def resume(self) -> None:
+        self.control.resume()
+
+    def stop(self) -> None:
+        self.control.stop()
+
+    def join(self, timeout_ms: int = -1) -> bool:
+        return self._thread.join(timeout_ms)
+
+    @Slot(object)
+    def _forward_event(self, ev: object) -> None:
+        self.event.emit(ev)
+
+    @Slot(str, str)
+    def _forward_crash(self, message: str, details: str) -> None:
+        self.crashed.emit(message, details)
+
+    @Slot()
+    def _forward_done(self) -> None:
+        self.ended.emit()

@@ -1,0 +1,140 @@
+"""The window's threading and controls, driven by the scripted trainer (fast, deterministic)."""
+
+from __future__ import annotations
+
+from conftest import scripted_trainer
+
+
+def _wait_step(qtbot, w, at_least: int, timeout: int = 5000) -> None:
+    qtbot.waitUntil(lambda: "d" in w.plots.losses and w.plots.losses["d"].n * 5 >= at_least,
+                    timeout=timeout)
+
+
+def test_folder_shows_count_and_flags_unreadable(make_window, tiny_demo_folder, qtbot):
+    (tiny_demo_folder / "broken.png").write_bytes(b"")
+    w = make_window()
+    assert not w.training.start_button.isEnabled()
+    assert w.open_folder(str(tiny_demo_folder))
+    assert w.folder_panel.model.rowCount() == 13
+    qtbot.waitUntil(lambda: "checking" not in w.folder_panel.count_label.text(), timeout=5000)
+    assert "13 images" in w.folder_panel.count_label.text()
+    assert "1 unreadable" in w.folder_panel.count_label.text()
+    bad = w.folder_panel.model.bad_files()
+    assert list(bad.values()) == ["empty file (0 bytes)"]
+    assert w.training.start_button.isEnabled()
+    assert str(tiny_demo_folder.resolve()) in w.settings.value("recent_folders")
+
+
+def test_pause_holds_resume_continues_stop_checkpoints(make_window, tiny_demo_folder, qtbot):
+    w = make_window(trainer=scripted_trainer(step_s=0.003))
+    w.open_folder(str(tiny_demo_folder))
+    w.training.start_button.click()
+    assert w.session is not None
+    _wait_step(qtbot, w, 40)
+    qtbot.waitUntil(lambda: w.preview.redraws > 0 and w.plots.redraws > 0, timeout=3000)
+    assert "fake" in w.device_label.text()
+    assert any("unreadable" in t for t in w.log.texts("warning"))
+
+    w.training.pause_button.click()
+    assert w.session.control.paused
+    qtbot.wait(300)  # let events already in flight arrive
+    held = w.plots.losses["d"].n
+    qtbot.wait(400)
+    assert w.plots.losses["d"].n == held
+
+    w.training.pause_button.click()
+    qtbot.waitUntil(lambda: w.plots.losses["d"].n > held + 3, timeout=3000)
+
+    w.training.stop_button.click()
+    qtbot.waitUntil(lambda: w.session is None, timeout=5000)
+    assert list((w.run_dir and __import__("pathlib").Path(w.run_dir) / "checkpoints").glob("*.pt"))
+    assert w.training.start_button.isEnabled()
+    assert w.training.start_button.text() == "Resume run"
+
+
+def test_redraws_are_timer_driven_not_per_event(make_window, tiny_demo_folder, qtbot):
+    w = make_window(trainer=scripted_trainer(step_s=0.0))
+    w.open_folder(str(tiny_demo_folder))
+    w.training.start_button.click()
+    qtbot.waitUntil(lambda: len(w.preview.history) >= 60, timeout=10000)
+    w.stop_training()
+    qtbot.waitUntil(lambda: w.session is None, timeout=5000)
+    previews = w.preview.history[-1].step // 20
+    # thousands of events, a redraw per timer tick at most
+    assert w.preview.redraws < previews
+    assert w.plots.redraws < w.plots.losses["d"].n
+
+
+def test_history_slider_shows_earlier_preview(make_window, tiny_demo_folder, qtbot):
+    w = make_window(trainer=scripted_trainer(step_s=0.002))
+    w.open_folder(str(tiny_demo_folder))
+    w.training.start_button.click()
+    qtbot.waitUntil(lambda: len(w.preview.history) >= 3, timeout=5000)
+    w.preview.slider.setValue(0)
+    assert not w.preview.follow.isChecked()
+    first = w.preview.shown().step
+    qtbot.waitUntil(lambda: len(w.preview.history) >= 5, timeout=5000)
+    assert w.preview.shown().step == first  # looking back is not disturbed by new previews
+    w.preview.follow.setChecked(True)
+    assert w.preview.shown().step == w.preview.history[-1].step > first
+
+
+def test_worker_exception_reaches_user(make_window, tiny_demo_folder, qtbot, prompter):
+    w = make_window(trainer=scripted_trainer(fail_at=10))
+    w.open_folder(str(tiny_demo_folder))
+    w.training.start_button.click()
+    qtbot.waitUntil(lambda: w.session is None, timeout=5000)
+    assert prompter.errors and "disk full" in prompter.errors[0][1]
+    assert any("disk full" in t for t in w.log.texts("error"))
+    assert w.training.start_button.isEnabled()
+
+
+def test_real_message_box_is_non_blocking(qtbot, settings, tmp_path, tiny_demo_folder):
+    from PySide6.QtWidgets import QMessageBox
+
+    from app.window import MainWindow
+
+    w = MainWindow(settings=settings, runs_dir=tmp_path / "runs",
+                   trainer=scripted_trainer(fail_at=3))
+    qtbot.addWidget(w)
+    w.open_folder(str(tiny_demo_folder))
+    w.training.start_button.click()
+    qtbot.waitUntil(lambda: w.session is None, timeout=5000)
+    boxes = [b for b in w.findChildren(QMessageBox) if b.isVisible()]
+    assert boxes and "disk full" in boxes[0].text()
+    boxes[0].accept()
+    w.close()
+
+
+def test_close_while_training_asks_then_joins(make_window, tiny_demo_folder, qtbot, prompter):
+    w = make_window(trainer=scripted_trainer(step_s=0.003))
+    w.open_folder(str(tiny_demo_folder))
+    w.training.start_button.click()
+    _wait_step(qtbot, w, 10)
+    prompter.answer = False
+    assert not w.close()  # user said no: still open, still training
+    assert w.session is not None and w.session.is_running()
+    prompter.answer = True
+    session = w.session
+    assert w.close()
+    assert prompter.questions == ["Training is running"] * 2
+    assert not session.is_running()
+    assert list((tmp_path_of(w) / "checkpoints").glob("*.pt"))
+
+
+def tmp_path_of(w):
+    from pathlib import Path
+
+    return Path(w.run_dir)
+
+
+def test_settings_persist(make_window, settings):
+    w = make_window()
+    w.training.size.setCurrentIndex(0)
+    w.training.by_steps.setChecked(True)
+    w.training.steps.setValue(123)
+    w.close()
+    w2 = make_window()
+    assert w2.training.size.currentData() == 32
+    assert w2.training.by_steps.isChecked() and w2.training.steps.value() == 123
+    assert w2.training.options()["steps"] == 123
