@@ -1,0 +1,115 @@
+"""``peel segment --model M IN_DIR OUT_DIR``: masks for a whole folder with onnxruntime."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+import time
+from pathlib import Path
+
+from engine.cli.errors import CliError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "segment",
+        help="write a mask for every photo of a folder (ONNX model)",
+        description="Write OUT_DIR/NAME.png for every photo IN_DIR/NAME.* at the photo's own "
+        "size and orientation (EXIF applied). Existing outputs are skipped, so an interrupted run "
+        "resumes where it stopped. Unreadable photos are reported, logged in "
+        "OUT_DIR/peel-segment.log and skipped. Exit code 0 when all photos succeeded, 1 when "
+        "some failed, 130 when interrupted.",
+    )
+    p.add_argument("in_dir", type=Path, metavar="IN_DIR", help="folder of photos (never modified)")
+    p.add_argument("out_dir", type=Path, metavar="OUT_DIR", help="folder for the PNGs (created)")
+    p.add_argument("--model", type=Path, required=True, metavar="FILE", help="ONNX file from peel export-onnx")
+    p.add_argument(
+        "--format",
+        choices=("mask", "soft", "cutout"),
+        default="mask",
+        help="mask: 0/255 grey PNG; soft: 8-bit probability PNG; cutout: RGBA photo with the "
+        "mask as alpha (default mask)",
+    )
+    p.add_argument("--threshold", type=float, default=0.5, help="probability threshold for mask/cutout (default 0.5)")
+    p.add_argument("--recursive", action="store_true", help="include sub-folders (mirrored in OUT_DIR)")
+    p.add_argument("--overwrite", action="store_true", help="redo photos whose output already exists")
+    p.add_argument("--workers", type=int, help="decode and encode threads each (default: CPU cores)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="where the model runs (default auto)")
+    p.add_argument(
+        "--shard",
+        metavar="I/N",
+        help="process only part I of N (1 <= I <= N), chosen by a hash of each photo's name: "
+        "N processes or machines with 1/N ... N/N cover the folder exactly once",
+    )
+    p.add_argument("--batch", type=int, default=8, help="photos per model call (default 8)")
+    p.set_defaults(func=run)
+
+
+class _ProgressBar:
+    """One redrawn line on stderr, at most 5 times a second; silent when stderr is not a terminal."""
+
+    def __init__(self) -> None:
+        self.enabled = sys.stderr.isatty()
+        self._last = 0.0
+
+    def __call__(self, p) -> None:  # p: engine.export.masks.ExportProgress
+        now = time.monotonic()
+        if not self.enabled or (now - self._last < 0.2 and p.processed < p.todo):
+            return
+        self._last = now
+        frac = p.processed / p.todo if p.todo else 1.0
+        filled = int(frac * 30)
+        eta = "--:--" if p.eta_s is None else time.strftime("%H:%M:%S", time.gmtime(p.eta_s))
+        failed = f", {p.failed} failed" if p.failed else ""
+        sys.stderr.write(
+            f"\r[{'#' * filled}{'.' * (30 - filled)}] {p.processed}/{p.todo} "
+            f"{p.rate:5.1f} img/s ETA {eta}{failed}   "
+        )
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        if self.enabled and self._last:
+            sys.stderr.write("\n")
+
+
+def run(args: argparse.Namespace) -> int:
+    from engine.export.masks import ExportOptions, ExportSetupError, export_masks, parse_shard
+    from engine.export.sessions import ModelLoadError
+
+    try:
+        options = ExportOptions(
+            format=args.format,
+            threshold=args.threshold,
+            recursive=args.recursive,
+            overwrite=args.overwrite,
+            workers=args.workers,
+            device=args.device,
+            shard=parse_shard(args.shard) if args.shard else None,
+            batch=args.batch,
+        )
+        options.validate()
+    except ExportSetupError as exc:
+        raise CliError(str(exc)) from exc
+
+    bar = _ProgressBar()
+    cancel = threading.Event()
+    try:
+        summary = export_masks(args.model, args.in_dir, args.out_dir, options, bar, cancel)
+    except (ExportSetupError, ModelLoadError) as exc:
+        raise CliError(str(exc)) from exc
+    finally:
+        bar.close()
+    if summary.warning:
+        print(f"warning: {summary.warning}", file=sys.stderr)
+    for bad in summary.failures[:20]:
+        print(f"failed: {bad.path}: {bad.reason}", file=sys.stderr)
+    if len(summary.failures) > 20:
+        print(f"... and {len(summary.failures) - 20} more in {summary.log_path}", file=sys.stderr)
+    print(
+        f"{summary.written} written, {summary.skipped} skipped (already done), "
+        f"{summary.failed} failed of {summary.total} photos in {summary.seconds:.1f} s "
+        f"({summary.rate:.1f} img/s) on {summary.provider}; outputs in {summary.out_dir}"
+        + (f"; failures logged in {summary.log_path}" if summary.failed else "")
+    )
+    return 1 if summary.failed else 0

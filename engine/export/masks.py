@@ -1,0 +1,480 @@
+"""Masks for a whole folder: fast, resumable, splittable across machines, honest about failures.
+
+Pipeline (one call of ``export_masks``):
+- a thread pool reads, decodes (EXIF applied) and prepares photos ahead of the model; OpenCV
+  releases the GIL, so these threads really run in parallel with the session;
+- the calling thread groups prepared photos by padded shape (a batch must share one shape),
+  runs the session on full buckets, and flushes a bucket early when it has waited ``max_wait_s``
+  or when the buffered photos exceed their count/byte budget (mixed-size folders);
+- a second pool resizes each probability map back to its photo, encodes the PNG and writes it
+  atomically, so the session never waits for the disk.
+Every queue is bounded, so memory does not grow with the folder.
+
+Resuming: an output that exists is complete (atomic writes), so a rerun skips it; a killed run
+resumes where it stopped. ``overwrite`` redoes everything.
+
+Sharding: photo ``rel`` belongs to shard ``sha1(rel_out.casefold()) mod N`` where ``rel_out`` is
+its output path relative to the output folder. It depends only on the photo's own name, so
+adding or removing other photos never moves a photo to another shard, and N processes with
+shards 1/N … N/N cover the folder exactly once with no coordination. Photos whose outputs clash
+(``a.jpg`` and ``a.png`` both want ``a.png``) share a key, hence a shard, so every shard reports
+clashes the same way: all clashing photos are reported as failed and none is written (picking
+one silently would give a mask of the wrong photo half the time).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import IO, Protocol
+
+import cv2
+import numpy as np
+
+from engine.atomic import write_bytes
+from engine.imageio import BadFile, ImageReadError, read_rgb, scan_images
+from engine.segmenter.infer import finish, prepare
+
+log = logging.getLogger(__name__)
+
+FORMATS = ("mask", "soft", "cutout")
+LOG_NAME = "peel-segment.log"
+# The net sees the short side at its training size; beyond this aspect the long side explodes.
+MAX_ASPECT = 64
+BUFFER_BYTES = 512 * 1024 * 1024
+
+
+class ExportSetupError(Exception):
+    """The request cannot start (bad folders, options); nothing was written."""
+
+
+class BatchRunner(Protocol):
+    """What the pipeline needs from a model: ``SegmenterSession`` or a stand-in (benchmarks)."""
+
+    @property
+    def size(self) -> int: ...
+
+    @property
+    def stride(self) -> int: ...
+
+    def run(self, batch: np.ndarray) -> np.ndarray: ...
+
+    def describe(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    format: str = "mask"
+    threshold: float = 0.5
+    recursive: bool = False
+    overwrite: bool = False
+    workers: int | None = None  # decode threads and encode threads each; default: cores
+    device: str = "auto"
+    shard: tuple[int, int] | None = None  # (i, n), 1 <= i <= n
+    batch: int = 8
+    max_wait_s: float = 1.0
+
+    def validate(self) -> None:
+        if self.format not in FORMATS:
+            raise ExportSetupError(f"unknown format {self.format!r} ({', '.join(FORMATS)})")
+        if not 0.0 <= self.threshold <= 1.0:
+            raise ExportSetupError(f"threshold must be in [0, 1], got {self.threshold}")
+        if self.batch < 1:
+            raise ExportSetupError("batch must be at least 1")
+        if self.workers is not None and self.workers < 1:
+            raise ExportSetupError("workers must be at least 1")
+        if self.shard is not None:
+            i, n = self.shard
+            if not 1 <= i <= n:
+                raise ExportSetupError(f"shard must be I/N with 1 <= I <= N, got {i}/{n}")
+
+
+@dataclass(frozen=True)
+class ExportProgress:
+    processed: int  # written + failed so far in this run
+    todo: int  # photos this run has to process (existing outputs excluded)
+    written: int
+    failed: int
+    skipped: int
+    elapsed_s: float
+
+    @property
+    def rate(self) -> float:
+        return self.processed / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+    @property
+    def eta_s(self) -> float | None:
+        return (self.todo - self.processed) / self.rate if self.rate > 0 else None
+
+
+@dataclass
+class Summary:
+    total: int  # photos in this shard (clashes included)
+    written: int
+    skipped: int  # output already there
+    failed: int
+    provider: str
+    seconds: float
+    out_dir: Path
+    log_path: Path
+    cancelled: bool = False
+    failures: list[BadFile] = field(default_factory=list)
+    warning: str | None = None
+
+    @property
+    def rate(self) -> float:
+        return self.written / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class Job:
+    src: Path
+    out: Path
+
+
+@dataclass
+class _Prepared:
+    job: Job
+    x: np.ndarray | None
+    resized: tuple[int, int]
+    hw: tuple[int, int]
+    rgb: np.ndarray | None  # kept only for cutouts
+
+    @property
+    def nbytes(self) -> int:
+        return (self.x.nbytes if self.x is not None else 0) + (
+            self.rgb.nbytes if self.rgb is not None else 0
+        )
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"2/5"`` -> (2, 5); shards are numbered from 1."""
+    try:
+        i_text, n_text = text.split("/")
+        i, n = int(i_text), int(n_text)
+    except ValueError as exc:
+        raise ExportSetupError(f"--shard must look like I/N (e.g. 1/4), got {text!r}") from exc
+    if not 1 <= i <= n:
+        raise ExportSetupError(f"--shard I/N needs 1 <= I <= N, got {text!r}")
+    return i, n
+
+
+def shard_of(key: str, n: int) -> int:
+    """Shard (1-based) of an output path key; stable across machines and Python versions."""
+    digest = hashlib.sha1(key.encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") % n + 1
+
+
+def _check_folders(in_dir: Path, out_dir: Path, recursive: bool) -> None:
+    if not in_dir.is_dir():
+        raise ExportSetupError(f"not a folder: {in_dir}")
+    src, dst = in_dir.resolve(), out_dir.resolve()
+    if src == dst:
+        raise ExportSetupError("OUT_DIR must differ from IN_DIR (photos are never overwritten)")
+    if recursive and dst.is_relative_to(src):
+        raise ExportSetupError(
+            "with --recursive, OUT_DIR must not be inside IN_DIR (its masks would be read as photos)"
+        )
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ExportSetupError(f"OUT_DIR is not a folder: {out_dir}")
+
+
+def plan_jobs(
+    in_dir: Path, out_dir: Path, recursive: bool, shard: tuple[int, int] | None
+) -> tuple[list[Job], list[BadFile]]:
+    """This shard's photos with their output paths, and clashing photos reported as failures."""
+    groups: dict[str, list[tuple[Path, Path]]] = {}
+    for src in scan_images(in_dir, recursive=recursive):
+        out_rel = src.relative_to(in_dir).with_suffix(".png")
+        groups.setdefault(out_rel.as_posix().casefold(), []).append((src, out_rel))
+    jobs: list[Job] = []
+    clashes: list[BadFile] = []
+    for key in sorted(groups):
+        if shard is not None and shard_of(key, shard[1]) != shard[0]:
+            continue
+        group = groups[key]
+        if len(group) == 1:
+            src, out_rel = group[0]
+            jobs.append(Job(src, out_dir / out_rel))
+            continue
+        names = ", ".join(src.name for src, _ in group)
+        for src, out_rel in group:
+            clashes.append(
+                BadFile(
+                    str(src),
+                    f"name clash: {names} would all write {out_rel.as_posix()}; rename all but one",
+                )
+            )
+    return jobs, clashes
+
+
+def _load(job: Job, size: int, stride: int, keep_rgb: bool) -> _Prepared | BadFile:
+    try:
+        rgb = read_rgb(job.src)
+        h, w = rgb.shape[:2]
+        if max(h, w) > MAX_ASPECT * min(h, w):
+            return BadFile(str(job.src), f"aspect ratio too extreme ({w}x{h}; at most {MAX_ASPECT}:1)")
+        x, resized = prepare(rgb, size, stride)
+        return _Prepared(job, x, resized, (h, w), rgb if keep_rgb else None)
+    except ImageReadError as exc:
+        return BadFile(str(job.src), exc.reason)
+    except Exception as exc:  # a decoder bug or out of memory must not end the whole run
+        return BadFile(str(job.src), f"cannot prepare: {type(exc).__name__}: {exc}")
+
+
+def encode_output(prob: np.ndarray, fmt: str, threshold: float, rgb: np.ndarray | None) -> bytes:
+    """PNG bytes for one photo-sized probability map: 0/255 mask, 8-bit soft, or RGBA cutout."""
+    if fmt == "soft":
+        img = np.clip(np.rint(prob * 255.0), 0, 255).astype(np.uint8)
+    else:
+        img = np.where(prob >= threshold, np.uint8(255), np.uint8(0))
+        if fmt == "cutout":
+            if rgb is None:
+                raise ValueError("cutout needs the photo")
+            bgra = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGRA)
+            bgra[:, :, 3] = img
+            img = bgra
+    ok, buf = cv2.imencode(".png", img, [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    if not ok:
+        raise ValueError("PNG encoding failed")
+    return buf.tobytes()
+
+
+def _write(item: _Prepared, prob: np.ndarray, fmt: str, threshold: float) -> BadFile | None:
+    try:
+        soft = finish(prob, item.resized, item.hw)
+        write_bytes(item.job.out, encode_output(soft, fmt, threshold, item.rgb))
+        return None
+    except Exception as exc:  # disk full, permissions: report per file, keep going
+        return BadFile(str(item.job.src), f"cannot write {item.job.out}: {exc}")
+
+
+class _RunLog:
+    """Appends to OUT_DIR/peel-segment.log so failures survive the console scrolling away."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._fh: IO[str] = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
+
+    def line(self, text: str) -> None:
+        stamp = datetime.now().isoformat(timespec="seconds")
+        self._fh.write(f"{stamp} {text}\n")
+        self._fh.flush()
+
+    def close(self) -> None:
+        self._fh.close()
+
+
+def _open_model(model: str | os.PathLike[str] | BatchRunner, device: str) -> BatchRunner:
+    if isinstance(model, (str, os.PathLike)):
+        from engine.export.sessions import SegmenterSession
+
+        return SegmenterSession(model, device=device)
+    return model
+
+
+def export_masks(
+    model: str | os.PathLike[str] | BatchRunner,
+    in_dir: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    options: ExportOptions | None = None,
+    progress: Callable[[ExportProgress], None] | None = None,
+    cancel: threading.Event | None = None,
+) -> Summary:
+    """Write one PNG per photo of ``in_dir`` into ``out_dir`` (same relative name, ``.png``).
+
+    ``model`` is an ONNX file path or an object with ``size``, ``stride``, ``run`` and
+    ``describe`` (the GUI may pass an open session). ``progress`` is called from this thread
+    after each photo; setting ``cancel`` stops soon, leaving only complete files behind.
+    """
+    options = options or ExportOptions()
+    options.validate()
+    in_path, out_path = Path(in_dir), Path(out_dir)
+    _check_folders(in_path, out_path, options.recursive)
+    runner = _open_model(model, options.device)
+    started = time.perf_counter()
+
+    jobs, clashes = plan_jobs(in_path, out_path, options.recursive, options.shard)
+    todo = jobs if options.overwrite else [j for j in jobs if not j.out.exists()]
+    skipped = len(jobs) - len(todo)
+    summary = Summary(
+        total=len(jobs) + len(clashes),
+        written=0,
+        skipped=skipped,
+        failed=0,
+        provider=runner.describe(),
+        seconds=0.0,
+        out_dir=out_path,
+        log_path=out_path / LOG_NAME,
+        warning=getattr(runner, "warning", None),
+    )
+    run_log = _RunLog(summary.log_path)
+    shard_text = f" shard {options.shard[0]}/{options.shard[1]}" if options.shard else ""
+    run_log.line(
+        f"start: {in_path} -> {out_path}{shard_text}, format {options.format}, "
+        f"{len(todo)} to do, {skipped} already done, on {summary.provider}"
+    )
+    log.info("%d photos to segment, %d already done, on %s", len(todo), skipped, summary.provider)
+
+    def fail(bad: BadFile) -> None:
+        summary.failed += 1
+        summary.failures.append(bad)
+        run_log.line(f"FAILED {bad.path}: {bad.reason}")
+        log.warning("skipped %s: %s", bad.path, bad.reason)
+
+    def report() -> None:
+        if progress is not None:
+            progress(
+                ExportProgress(
+                    processed=summary.written + summary.failed - len(clashes),
+                    todo=len(todo),
+                    written=summary.written,
+                    failed=summary.failed,
+                    skipped=skipped,
+                    elapsed_s=time.perf_counter() - started,
+                )
+            )
+
+    for bad in clashes:
+        fail(bad)
+    status = "interrupted"  # stays so if an exception (Ctrl-C) escapes the pipeline
+    try:
+        summary.cancelled = _pipeline(runner, todo, options, fail, summary, report, cancel)
+        status = "cancelled" if summary.cancelled else "finished"
+    finally:
+        summary.seconds = time.perf_counter() - started
+        run_log.line(
+            f"{status}: {summary.written} written, "
+            f"{summary.skipped} skipped (already done), {summary.failed} failed, "
+            f"{summary.seconds:.1f} s"
+        )
+        run_log.close()
+    return summary
+
+
+def _pipeline(
+    runner: BatchRunner,
+    todo: list[Job],
+    options: ExportOptions,
+    fail: Callable[[BadFile], None],
+    summary: Summary,
+    report: Callable[[], None],
+    cancel: threading.Event | None,
+) -> bool:
+    """Run the decode -> batch -> encode pipeline; returns True when cancelled."""
+    from engine.export.sessions import cpu_threads
+
+    workers = options.workers or cpu_threads()
+    batch = options.batch
+    prefetch = 2 * workers + batch
+    max_buffered = 4 * batch
+    max_encodes = 2 * workers + batch
+    keep_rgb = options.format == "cutout"
+
+    decoders = ThreadPoolExecutor(workers, thread_name_prefix="peel-decode")
+    encoders = ThreadPoolExecutor(workers, thread_name_prefix="peel-encode")
+    pending: set[Future[_Prepared | BadFile]] = set()
+    buckets: dict[tuple[int, ...], list[_Prepared]] = {}
+    since: dict[tuple[int, ...], float] = {}
+    encodes: deque[Future[BadFile | None]] = deque()
+    buffered_bytes = 0
+
+    def cancelled() -> bool:
+        return cancel is not None and cancel.is_set()
+
+    def collect(fut: Future[BadFile | None]) -> None:
+        bad = fut.result()
+        if bad is None:
+            summary.written += 1
+        else:
+            fail(bad)
+        report()
+
+    def run_bucket(shape: tuple[int, ...]) -> None:
+        nonlocal buffered_bytes
+        items = buckets.pop(shape)
+        since.pop(shape)
+        buffered_bytes -= sum(i.nbytes for i in items)
+        x = np.stack([i.x for i in items])
+        for i in items:
+            i.x = None
+        try:
+            probs = runner.run(x)
+            if len(probs) != len(items):
+                raise ValueError(f"model returned {len(probs)} masks for {len(items)} photos")
+        except Exception as exc:
+            for i in items:
+                fail(BadFile(str(i.job.src), f"inference failed: {type(exc).__name__}: {exc}"))
+                report()
+            return
+        for i, prob in zip(items, probs, strict=True):
+            encodes.append(encoders.submit(_write, i, prob, options.format, options.threshold))
+        while len(encodes) > max_encodes:
+            collect(encodes.popleft())
+        while encodes and encodes[0].done():
+            collect(encodes.popleft())
+
+    jobs = iter(todo)
+    exhausted = False
+    stopped = False
+    try:
+        while True:
+            if cancelled():
+                stopped = True
+                break
+            while not exhausted and len(pending) < prefetch:
+                job = next(jobs, None)
+                if job is None:
+                    exhausted = True
+                else:
+                    pending.add(decoders.submit(_load, job, runner.size, runner.stride, keep_rgb))
+            if not pending:
+                break
+            done, _ = wait(pending, timeout=options.max_wait_s, return_when=FIRST_COMPLETED)
+            for fut in done:
+                pending.discard(fut)
+                item = fut.result()
+                if isinstance(item, BadFile):
+                    fail(item)
+                    report()
+                    continue
+                assert item.x is not None
+                shape = item.x.shape
+                buckets.setdefault(shape, []).append(item)
+                since.setdefault(shape, time.monotonic())
+                buffered_bytes += item.nbytes
+                if len(buckets[shape]) >= batch and not cancelled():
+                    run_bucket(shape)
+            now = time.monotonic()
+            for shape in [s for s, t in since.items() if now - t > options.max_wait_s]:
+                if not cancelled():
+                    run_bucket(shape)
+            while buckets and not cancelled() and (
+                sum(len(b) for b in buckets.values()) > max_buffered
+                or buffered_bytes > BUFFER_BYTES
+            ):
+                run_bucket(min(since, key=since.__getitem__))  # the oldest waits least longer
+        if not stopped:
+            for shape in list(buckets):
+                if cancelled():
+                    stopped = True
+                    break
+                run_bucket(shape)
+        while encodes:  # finish what was started: each write is atomic and already paid for
+            collect(encodes.popleft())
+    finally:
+        for fut in pending:
+            fut.cancel()
+        decoders.shutdown(wait=True, cancel_futures=True)
+        encoders.shutdown(wait=True, cancel_futures=True)
+    return stopped
