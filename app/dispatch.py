@@ -27,6 +27,7 @@ def dispatch(w: MainWindow, ev: object) -> None:
     match ev:
         case Progress():
             w.latest_progress = ev  # applied by the window's timer
+            w.latest_step = ev.step
         case Losses():
             w.plots.add_losses(ev.step, ev.values, ev.phase)
         case Preview():

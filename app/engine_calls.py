@@ -62,8 +62,11 @@ def onnx_job(run_dir: str) -> Callable[[ProgressFn, threading.Event], Any]:
     return job
 
 
-def ensure_onnx(run_dir: str) -> Path:
-    """The run's ONNX file, exported first when missing or older than segmenter.pt."""
+def ensure_onnx(run_dir: str) -> Any:
+    """The run's ONNX file, exported first when missing or older than segmenter.pt.
+
+    Returns what ``export_masks`` takes as its model (a path here; tests pass a stand-in).
+    """
     from engine.export.onnx import default_output, export_onnx, resolve_segmenter
 
     pt = resolve_segmenter(run_dir)
@@ -78,9 +81,9 @@ def masks_job(run_dir: str, in_dir: str, out_dir: str,
     def job(progress: ProgressFn, cancel: threading.Event) -> Any:
         from engine.export.masks import ExportOptions, export_masks
 
-        onnx_path = ensure_onnx(run_dir)
+        model = ensure_onnx(run_dir)
         os.makedirs(out_dir, exist_ok=True)
-        return export_masks(onnx_path, in_dir, out_dir, ExportOptions(format=fmt),
+        return export_masks(model, in_dir, out_dir, ExportOptions(format=fmt),
                             progress=lambda p: progress(p.processed, p.todo), cancel=cancel)
 
     return job

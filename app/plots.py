@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QTimer, Slot
-from PySide6.QtWidgets import QVBoxLayout, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QWidget
 
 COLOURS = ("#4e9af1", "#f1a54e", "#5fd068", "#e0587a", "#b48ef0", "#e8e05a", "#6ad8d8", "#cccccc")
 
@@ -31,7 +31,7 @@ class Series:
 
 
 class MetricsPlots(QWidget):
-    """Two plots: losses by name (one curve each) and the mean mask coverage."""
+    """Two plots side by side: losses by name (one curve each) and the mean mask coverage."""
 
     def __init__(self, parent: QWidget | None = None, redraw_ms: int = 100) -> None:
         super().__init__(parent)
@@ -39,7 +39,9 @@ class MetricsPlots(QWidget):
         self.loss_plot = pg.PlotWidget(title="Losses")
         self.loss_plot.addLegend(offset=(-4, 4), labelTextSize="8pt")
         self.cov_plot = pg.PlotWidget(title="Mean mask coverage")
-        self.cov_plot.setYRange(0, 1)
+        self.cov_plot.setYRange(0, 1, padding=0.02)
+        self.cov_plot.enableAutoRange(axis="y", enable=False)
+        self.cov_plot.setMouseEnabled(y=False)
         for plot in (self.loss_plot, self.cov_plot):
             plot.showGrid(x=True, y=True, alpha=0.2)
             plot.setClipToView(True)
@@ -52,7 +54,7 @@ class MetricsPlots(QWidget):
         self._cov_curve = self.cov_plot.plot(pen=pg.mkPen("#5fd068", width=2))
         self._dirty = False
         self.redraws = 0
-        layout = QVBoxLayout(self)
+        layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.loss_plot, 3)
         layout.addWidget(self.cov_plot, 2)

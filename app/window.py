@@ -43,6 +43,7 @@ class MainWindow(QMainWindow):
         self.jobs = JobRunner(self)
         self.latest_progress = None
         self.last_checkpoint: str | None = None
+        self.latest_step = 0
 
         self.folder_panel = FolderPanel()
         self.training = TrainingPanel()
@@ -168,6 +169,8 @@ class MainWindow(QMainWindow):
         self.run_dir = run_dir
         self.training.apply_config(config)
         self.results.set_run(run_dir, self._photos())
+        if self.results.predictor is not None:
+            self.tabs.setCurrentWidget(self.results)
         self.run_label.setText(f"run: {run_dir}")
         self.log.add(f"Opened run {run_dir} (Start resumes it)")
         self._sync_start()
@@ -282,6 +285,7 @@ class MainWindow(QMainWindow):
 
     def export_masks(self, out_dir: str, fmt: str = "mask") -> None:
         job = engine_calls.masks_job(self.run_dir, self.folder_panel.folder, out_dir, fmt)
+        self.tabs.setCurrentWidget(self.results)
         self.results.start_export(job, "Mask export")
 
     # -- window --------------------------------------------------------------------------------

@@ -14,7 +14,8 @@ class LogPane(QPlainTextEdit):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setReadOnly(True)
-        self.setMaximumBlockCount(5000)  # a long run must not grow memory without bound
+        self.setMaximumBlockCount(5000)
+        self.setStyleSheet("QPlainTextEdit { background: #1b1b1b; }")  # a long run must not grow memory without bound
         self.entries: list[tuple[str, str]] = []  # (level, text), for tests and copy-out
 
     def add(self, text: str, level: str = "info") -> None:

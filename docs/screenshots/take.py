@@ -1,0 +1,94 @@
+"""Drive a real Peel window and save screenshots of its main states (run under Xvfb at 1280×800).
+
+    QT_QPA_PLATFORM=xcb xvfb-run -a -s '-screen 0 1280x800x24' \
+        .venv/bin/python docs/screenshots/take.py DEMO_FOLDER [--minutes M] [--run RUN_DIR]
+
+Writes docs/screenshots/{empty,folder,training,results}.png. Training runs the real engine on the
+folder; the results view needs a run folder with segmenter.pt (``--run``, or the run it trains).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from PySide6.QtCore import QSettings
+from PySide6.QtWidgets import QApplication
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from app.window import MainWindow  # noqa: E402
+
+OUT = Path(__file__).resolve().parent
+
+
+def pump(app: QApplication, seconds: float) -> None:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        app.processEvents()
+        time.sleep(0.01)
+
+
+def wait_for(app: QApplication, cond, timeout: float) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        app.processEvents()
+        if cond():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def save(window: MainWindow, app: QApplication, name: str) -> None:
+    pump(app, 0.5)
+    window.grab().save(str(OUT / f"{name}.png"))
+    print("saved", OUT / f"{name}.png")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("folder")
+    parser.add_argument("--steps", type=int, default=600)
+    parser.add_argument("--train-seconds", type=float, default=90)
+    parser.add_argument("--run", help="a finished run folder for the results view")
+    args = parser.parse_args()
+
+    app = QApplication(sys.argv[:1])
+    tmp = Path(tempfile.mkdtemp(prefix="peel-shots-"))
+    settings = QSettings(str(tmp / "settings.ini"), QSettings.Format.IniFormat)
+    window = MainWindow(settings=settings, runs_dir=tmp / "runs")
+    window.resize(1280, 800)
+    window.move(0, 0)
+    window.show()
+    save(window, app, "empty")
+
+    window.open_folder(args.folder)
+    wait_for(app, lambda: "checking" not in window.folder_panel.count_label.text(), 30)
+    save(window, app, "folder")
+
+    if args.run is None:
+        window.training.size.setCurrentIndex(0)
+        window.training.by_steps.setChecked(True)
+        window.training.steps.setValue(args.steps)
+        window.training.batch.setValue(16)
+        window.training.start_button.click()
+        wait_for(app, lambda: len(window.preview.history) >= 4, args.train_seconds)
+        pump(app, 1.0)
+        save(window, app, "training")
+        wait_for(app, lambda: window.session is None, 1200)
+    else:
+        window.open_run(args.run)
+    window.tabs.setCurrentWidget(window.results)
+    window.results.show_photo(3)
+    wait_for(app, lambda: window.results.current is not None
+             and window.results.current.path.endswith(Path(window.results.photos[3]).name), 60)
+    save(window, app, "results")
+    window.close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
