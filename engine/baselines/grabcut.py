@@ -9,6 +9,7 @@ segmenter's output to colour edges.
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
@@ -103,6 +104,11 @@ def _encode_png(mask: np.ndarray) -> bytes:
     return buf.tobytes()
 
 
+def _worker_init() -> None:
+    # One OpenCV thread per worker: the pool already fills the cores.
+    cv2.setNumThreads(1)
+
+
 def _one_file(task: tuple[str, str, float, int]) -> BadFile | None:
     """Worker: read, segment, write atomically. Returns a BadFile instead of raising."""
     src, dst, margin, iters = task
@@ -159,7 +165,13 @@ def grabcut_folder(
         outcomes = map(_one_file, tasks)
         pool = None
     else:
-        pool = ProcessPoolExecutor(max_workers=min(n_workers, len(tasks)))
+        # Spawned, not forked: callers may hold Qt or torch threads, which a fork would copy
+        # in an arbitrary state.
+        pool = ProcessPoolExecutor(
+            max_workers=min(n_workers, len(tasks)),
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_worker_init,
+        )
         outcomes = pool.map(_one_file, tasks, chunksize=4)
     try:
         for bad in outcomes:
