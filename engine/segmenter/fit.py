@@ -1,0 +1,159 @@
+"""Training a UNet on (image, mask) pairs: used for the GrabCut bootstrap and for GAN-made pairs.
+
+The loop is driven by a ``sample(n)`` callable so the same code serves a folder of photos with
+GrabCut masks and a generator that makes fresh pairs every step. It runs for a time budget (the
+user thinks in minutes) or a step count, whichever ends first, and follows the learning rate down a
+cosine over that span: the last steps at a small rate average out label noise, which is most of the
+segmenter's advantage over its noisy targets.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import time
+from collections.abc import Callable, Generator
+
+import torch
+import torch.nn.functional as F
+
+from engine.control import RunControl
+from engine.events import Event, Losses, PhaseChanged, Progress
+from engine.nets.unet import UNet
+from engine.segmenter.augment import AugmentConfig, augment_pairs
+
+log = logging.getLogger(__name__)
+
+Sampler = Callable[[int], tuple[torch.Tensor, torch.Tensor]]
+
+REPORT_EVERY_S = 1.0
+MIN_LR_FRACTION = 0.05
+
+
+def dice_loss(logits: torch.Tensor, target: torch.Tensor, eps: float = 1.0) -> torch.Tensor:
+    """1 − soft Dice per image, averaged: pushes whole-object overlap, not just per-pixel odds."""
+    prob = torch.sigmoid(logits).flatten(1)
+    t = target.flatten(1)
+    inter = (prob * t).sum(1)
+    return (1 - (2 * inter + eps) / (prob.sum(1) + t.sum(1) + eps)).mean()
+
+
+def _fraction(done: int, elapsed: float, budget_s: float | None, steps: int | None) -> float:
+    parts = []
+    if budget_s is not None:
+        parts.append(elapsed / budget_s if budget_s > 0 else 1.0)
+    if steps is not None:
+        parts.append(done / steps if steps > 0 else 1.0)
+    return min(1.0, max(parts))
+
+
+def fit_unet(
+    sample: Sampler,
+    unet: UNet,
+    device: torch.device,
+    budget_s: float | None,
+    steps: int | None,
+    batch: int,
+    control: RunControl,
+    phase: str,
+    step0: int,
+    lr: float = 2e-3,
+    dice_weight: float = 0.5,
+    augment: AugmentConfig | None = AugmentConfig(),
+) -> Generator[Event, None, UNet]:
+    """Train ``unet`` in place; yields events, returns the net in eval mode.
+
+    ``sample(n)`` gives images in [-1, 1] (n, 3, H, W) and masks in [0, 1] (n, 1, H, W); H and W
+    must be multiples of the net's stride. Stops at the budget, the step count or a stop request
+    (checked between steps, so the net is always in a consistent state). Paused time does not count.
+    """
+    if budget_s is None and steps is None:
+        raise ValueError("fit_unet needs a time budget, a step count, or both")
+    # channels_last: measured 2.3x faster conv training on CPU (0.35 -> 0.82 it/s, width 16, 64 px).
+    unet.to(device, memory_format=torch.channels_last).train()
+    opt = torch.optim.Adam(unet.parameters(), lr=lr, betas=(0.9, 0.99))
+    amp = (
+        torch.autocast("cuda", dtype=torch.bfloat16)
+        if device.type == "cuda"
+        else contextlib.nullcontext()
+    )
+    yield PhaseChanged(step=step0, phase=phase, detail="training the segmenter")
+
+    done = 0
+    active = 0.0  # seconds spent training, pauses excluded
+    last_report = 0.0
+    sums = {"bce": 0.0, "dice": 0.0}
+    n_sum = 0
+    while True:
+        frac = _fraction(done, active, budget_s, steps)
+        if frac >= 1.0:
+            break
+        if control.paused:
+            log.info("%s: paused", phase)
+        if control.wait_if_paused():
+            log.info("%s: stop requested after %d steps", phase, done)
+            break
+        t0 = time.perf_counter()
+        for group in opt.param_groups:
+            cos = 0.5 * (1 + math.cos(math.pi * frac))
+            group["lr"] = lr * (MIN_LR_FRACTION + (1 - MIN_LR_FRACTION) * cos)
+
+        images, masks = sample(batch)
+        images = images.to(device, non_blocking=True)
+        masks = masks.to(device, non_blocking=True).float()
+        if augment is not None:
+            images, masks = augment_pairs(images, masks, augment)
+        with amp:
+            logits = unet(images.contiguous(memory_format=torch.channels_last))
+        logits = logits.float()
+        bce = F.binary_cross_entropy_with_logits(logits, masks)
+        loss = bce
+        dice = dice_loss(logits, masks) if dice_weight > 0 else torch.zeros((), device=device)
+        if dice_weight > 0:
+            loss = loss + dice_weight * dice
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+        done += 1
+        active += time.perf_counter() - t0
+        sums["bce"] += float(bce.detach())
+        sums["dice"] += float(dice.detach())
+        n_sum += 1
+        frac = _fraction(done, active, budget_s, steps)
+        if active - last_report >= REPORT_EVERY_S or frac >= 1.0:
+            last_report = active
+            rate = done / active if active > 0 else 0.0
+            eta = _eta(done, active, rate, budget_s, steps)
+            step = step0 + done
+            yield Losses(step=step, phase=phase, values={k: v / n_sum for k, v in sums.items()})
+            yield Progress(
+                step=step, phase=phase, steps_per_s=rate, elapsed_s=active, eta_s=eta, fraction=frac
+            )
+            sums = dict.fromkeys(sums, 0.0)
+            n_sum = 0
+    if n_sum:  # stopped between reports: still show where it ended
+        rate = done / active if active > 0 else 0.0
+        yield Losses(step=step0 + done, phase=phase, values={k: v / n_sum for k, v in sums.items()})
+        yield Progress(
+            step=step0 + done,
+            phase=phase,
+            steps_per_s=rate,
+            elapsed_s=active,
+            eta_s=0.0,
+            fraction=_fraction(done, active, budget_s, steps),
+        )
+    log.info("%s: %d steps in %.1f s", phase, done, active)
+    return unet.eval()
+
+
+def _eta(
+    done: int, active: float, rate: float, budget_s: float | None, steps: int | None
+) -> float | None:
+    etas = []
+    if budget_s is not None:
+        etas.append(max(0.0, budget_s - active))
+    if steps is not None and rate > 0:
+        etas.append(max(0, steps - done) / rate)
+    return min(etas) if etas else None

@@ -1,0 +1,85 @@
+"""bootstrap_prior: GrabCut masks cached per photo, a frozen UNet returned, prior.pt reused."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from engine.control import RunControl
+from engine.data import load_folder
+from engine.events import PhaseChanged, Progress
+from engine.nets.unet import UNet
+from engine.segmenter import bootstrap
+from engine.segmenter.bootstrap import bootstrap_prior, grabcut_masks
+from engine.segmenter.model import load_segmenter
+
+
+def run(gen):
+    events = []
+    try:
+        while True:
+            events.append(next(gen))
+    except StopIteration as stop:
+        return events, stop.value
+
+
+def details(events) -> list[str]:
+    return [e.detail for e in events if isinstance(e, PhaseChanged)]
+
+
+def test_prior_trained_saved_and_masks_cached(tiny_demo_folder: Path, tmp_path: Path) -> None:
+    cache = load_folder(tiny_demo_folder, 32)
+    run_dir = tmp_path / "run"
+    cpu = torch.device("cpu")
+    events, net = run(bootstrap_prior(cache, run_dir, 32, cpu, 2.0, RunControl(), 5))
+    assert isinstance(net, UNet) and not net.training
+    assert not any(p.requires_grad for p in net.parameters())
+    assert any("GrabCut masks for 12 photos" in d for d in details(events))
+    assert any(isinstance(e, Progress) and e.phase == "bootstrap" and e.step > 5 for e in events)
+    prior = run_dir / "bootstrap" / "prior.pt"
+    _, info = load_segmenter(prior)
+    assert info.size == 32 and info.method == bootstrap.METHOD
+    masks = sorted((run_dir / "bootstrap" / "masks").glob("*.png"))
+    assert len(masks) == 12
+    mtimes = [m.stat().st_mtime_ns for m in masks]
+
+    # A complete prior is reused as it is.
+    events, again = run(bootstrap_prior(cache, run_dir, 32, cpu, 2.0, RunControl(), 0))
+    assert any(d.startswith("reusing") for d in details(events))
+    assert torch.equal(again.head.weight, net.head.weight)
+
+    # Without prior.pt (e.g. stopped mid-training) it retrains but GrabCuts nothing again.
+    prior.unlink()
+    events, _ = run(bootstrap_prior(cache, run_dir, 32, cpu, 1.0, RunControl(), 0))
+    assert not any("GrabCut masks for" in d for d in details(events))
+    assert [m.stat().st_mtime_ns for m in masks] == mtimes
+    assert prior.exists()
+
+
+def test_stop_returns_untrained_prior_without_saving(
+    tiny_demo_folder: Path, tmp_path: Path
+) -> None:
+    cache = load_folder(tiny_demo_folder, 32)
+    control = RunControl()
+    control.stop()
+    _, net = run(bootstrap_prior(cache, tmp_path, 32, torch.device("cpu"), 60.0, control, 0))
+    assert isinstance(net, UNet)
+    assert not (tmp_path / "bootstrap" / "prior.pt").exists()
+
+
+def test_worker_processes_compute_and_edited_photo_is_redone(
+    tiny_demo_folder: Path, tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.setattr(bootstrap, "INLINE_MAX", 0)  # force the process pool even for 3 photos
+    paths = sorted(tiny_demo_folder.glob("*.png"))[:3]
+    cache = load_folder(tiny_demo_folder, 32, paths=paths)
+    stats: dict[str, int] = {}
+    _, masks = run(grabcut_masks(cache, tmp_path, 60.0, RunControl(), 0, stats))
+    assert stats == {"reused": 0, "computed": 3}
+    assert sorted(masks) == [0, 1, 2] and masks[0].shape == (64, 64)
+    assert set(masks[0].ravel().tolist()) <= {0, 255} and masks[0].any()
+
+    paths[1].write_bytes(paths[2].read_bytes())  # the user replaced a photo: new content, new key
+    _, masks = run(grabcut_masks(cache, tmp_path, 60.0, RunControl(), 0, stats))
+    assert stats == {"reused": 2, "computed": 1}
