@@ -39,8 +39,7 @@ def dispatch(w: MainWindow, ev: object) -> None:
         case PhaseChanged():
             w.log.add(f"Phase: {ev.phase}" + (f" · {ev.detail}" if ev.detail else ""))
             w.training.progress.setFormat(f"{ev.phase} · step {ev.step}")
-            if ev.phase == "segmenter":
-                w.results.title.setText("Training the segmenter on generated pairs…")
+            w.refresh_results()  # a segmenter stage that just ended has written segmenter.pt
         case CheckpointSaved():
             w.last_checkpoint = ev.path
             w.statusBar().showMessage(f"checkpoint saved at step {ev.step}", 5000)
@@ -48,6 +47,7 @@ def dispatch(w: MainWindow, ev: object) -> None:
             w.log.add(ev.message, "warning")
         case Finished():
             how = "stopped" if ev.stopped else "finished"
+            w.run_complete = not ev.stopped
             w.log.add(f"Run {how} at step {ev.step}: {ev.run_dir}", "ok")
             w.training.progress.setFormat(f"{how} · step {ev.step}")
         case Failed():

@@ -18,16 +18,12 @@ ProgressFn = Callable[[int, int], None]
 GUI_PREVIEW_EVERY = 50
 
 
-def make_config(folder: str, run_dir: str, options: dict[str, Any], resume: bool = False,
-                **overrides: Any) -> RunConfig:
+def make_config(folder: str, run_dir: str, options: dict[str, Any], **overrides: Any) -> RunConfig:
     """A RunConfig from the training panel's options; raises ValueError on bad values."""
     opts = dict(options)
     bootstrap = opts.pop("bootstrap", None)
-    fields = {f.name for f in dataclasses.fields(RunConfig)}
     kwargs: dict[str, Any] = {"folder": folder, "out": run_dir,
                               "preview_every": GUI_PREVIEW_EVERY, **opts, **overrides}
-    if "resume" in fields:
-        kwargs["resume"] = resume
     config = RunConfig(**kwargs)
     if bootstrap is not None:
         config = dataclasses.replace(

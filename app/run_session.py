@@ -37,7 +37,7 @@ class TrainingSession(QObject):
     crashed = Signal(str, str)
     ended = Signal()
 
-    def __init__(self, config: Any, trainer: Trainer | None = None,
+    def __init__(self, config: Any, trainer: Trainer | None = None, resume: bool = False,
                  torch_threads: int | None = None, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.config = config
@@ -48,8 +48,14 @@ class TrainingSession(QObject):
         def events() -> Iterator[Event]:
             import torch
 
-            torch.set_num_threads(self.torch_threads)
-            yield from trainer(config, self.control)
+            first = True
+            for ev in trainer(config, self.control, resume=resume):
+                if first:
+                    # The engine sizes torch's pool to every core when it starts; a window
+                    # needs one core of its own, so the pool is resized once setup is done.
+                    torch.set_num_threads(self.torch_threads)
+                    first = False
+                yield ev
 
         self._worker = EventWorker(events)
         # Re-emit through this GUI-thread object: the window connects to one stable sender.

@@ -44,6 +44,9 @@ class MainWindow(QMainWindow):
         self.latest_progress = None
         self.last_checkpoint: str | None = None
         self.latest_step = 0
+        self.run_complete = False
+        self._segmenter_stamp: float | None = None
+        self.config_overrides: dict = {}  # RunConfig fields the panel does not show (tests)
 
         self.folder_panel = FolderPanel()
         self.training = TrainingPanel()
@@ -114,6 +117,7 @@ class MainWindow(QMainWindow):
         self.folder_panel.chooseRequested.connect(self.choose_folder)
         self.folder_panel.folderRequested.connect(self.open_folder)
         self.training.startRequested.connect(self.start_training)
+        self.training.newRunRequested.connect(self.forget_resume)
         self.training.pauseToggled.connect(self.set_paused)
         self.training.stopRequested.connect(self.stop_training)
         self.results.message.connect(self.log.add)
@@ -179,7 +183,12 @@ class MainWindow(QMainWindow):
     def _sync_start(self) -> None:
         running = self.session is not None
         self.training.set_running(running, can_start=self.folder_panel.image_count > 0)
-        self.training.start_button.setText("Resume run" if self.resume_dir else "Start")
+        self.training.show_resume(self.resume_dir)
+
+    @Slot()
+    def forget_resume(self) -> None:
+        self.resume_dir = None
+        self._sync_start()
 
     @Slot()
     def open_runs_folder(self) -> None:
@@ -202,7 +211,7 @@ class MainWindow(QMainWindow):
             run_dir = str(self.runs_dir / name)
         try:
             config = engine_calls.make_config(self.folder_panel.folder, run_dir,
-                                             self.training.options(), resume=bool(self.resume_dir))
+                                              self.training.options(), **self.config_overrides)
         except ValueError as exc:
             self.report_failure("Invalid settings", str(exc))
             return
@@ -211,9 +220,10 @@ class MainWindow(QMainWindow):
             self.log.add(warning, "warning")
             self.statusBar().showMessage(warning, 15000)
         self.run_dir = run_dir
+        self.run_complete = False
         self.preview.clear()
         self.plots.clear()
-        self.session = TrainingSession(config, trainer=self.trainer)
+        self.session = TrainingSession(config, trainer=self.trainer, resume=bool(self.resume_dir))
         self.session.event.connect(self.on_event)
         self.session.crashed.connect(self.on_crash)
         self.session.ended.connect(self.on_ended)
@@ -253,9 +263,20 @@ class MainWindow(QMainWindow):
         session, self.session = self.session, None
         if session is not None:
             session.join()
-        self.resume_dir = self.run_dir if self.run_dir and os.path.isdir(self.run_dir) else None
+        checkpoints = os.path.join(self.run_dir or "", "checkpoints")
+        resumable = not self.run_complete and os.path.isdir(checkpoints) and os.listdir(checkpoints)
+        self.resume_dir = self.run_dir if resumable else None
         self._sync_start()
-        if self.run_dir:
+        self.refresh_results()
+
+    def refresh_results(self) -> None:
+        """Point the viewer at the run's newest segmenter (during training too)."""
+        if not self.run_dir:
+            return
+        path = os.path.join(self.run_dir, "segmenter.pt")
+        stamp = os.path.getmtime(path) if os.path.isfile(path) else None
+        if stamp != self._segmenter_stamp or self.results.run_dir != self.run_dir:
+            self._segmenter_stamp = stamp
             self.results.set_run(self.run_dir, self._photos())
 
     @Slot()

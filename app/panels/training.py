@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QSettings, Qt, Signal
@@ -47,6 +48,7 @@ class TrainingPanel(QGroupBox):
     startRequested = Signal()
     pauseToggled = Signal(bool)
     stopRequested = Signal()
+    newRunRequested = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__("Training", parent)
@@ -119,10 +121,18 @@ class TrainingPanel(QGroupBox):
         self.start_button.clicked.connect(self.startRequested)
         self.pause_button.toggled.connect(self._on_pause)
         self.stop_button.clicked.connect(self.stopRequested)
+        self.new_run_button = QPushButton("New run instead")
+        self.new_run_button.setToolTip("Start a fresh run with these settings instead of resuming")
+        self.new_run_button.clicked.connect(self.newRunRequested)
+        self.new_run_button.setVisible(False)
+        self.resume_label = QLabel("")
+        self.resume_label.setWordWrap(True)
+        self.resume_label.setVisible(False)
         buttons = QGridLayout()
         buttons.addWidget(self.start_button, 0, 0)
         buttons.addWidget(self.pause_button, 0, 1)
         buttons.addWidget(self.stop_button, 0, 2)
+        buttons.addWidget(self.new_run_button, 1, 0, 1, 3)
 
         self.progress = QProgressBar()
         self.progress.setRange(0, 1000)
@@ -132,6 +142,7 @@ class TrainingPanel(QGroupBox):
         self.rate_label = QLabel(" ")
         layout = QVBoxLayout(self)
         layout.addLayout(form)
+        layout.addWidget(self.resume_label)
         layout.addLayout(buttons)
         layout.addWidget(self.progress)
         layout.addWidget(self.rate_label)
@@ -160,13 +171,22 @@ class TrainingPanel(QGroupBox):
         self.pause_button.setEnabled(running)
         self.stop_button.setEnabled(running)
 
+    def show_resume(self, run_dir: str | None) -> None:
+        """Start resumes ``run_dir`` when given (method and size are then those of the run)."""
+        self.start_button.setText("Resume run" if run_dir else "Start")
+        self.resume_label.setText(f"Resumes run {Path(run_dir).name}" if run_dir else "")
+        self.resume_label.setToolTip(run_dir or "")
+        self.resume_label.setVisible(bool(run_dir))
+        self.new_run_button.setVisible(bool(run_dir) and self.start_button.isEnabled())
+
     def options(self) -> dict[str, Any]:
-        """The chosen settings as RunConfig keyword arguments (without folder/out)."""
+        """The chosen settings: RunConfig keyword arguments (without folder/out) + ``bootstrap``."""
         opts: dict[str, Any] = {
             "method": self.method.currentText(),
             "size": int(self.size.currentData()),
             "batch": self.batch.value(),
             "device": self.device.currentText(),
+            "bootstrap": self.bootstrap.isChecked(),
         }
         if self.by_minutes.isChecked():
             opts["minutes"] = float(self.minutes.value())

@@ -66,7 +66,7 @@ def fake_preview(step: int, n: int = 4, size: int = 16) -> Preview:
 def scripted_trainer(step_s: float = 0.002, total: int = 100_000, fail_at: int | None = None):
     """A trainer with the engine's contract: yields events, honours RunControl at each step."""
 
-    def train(config, control: RunControl | None = None) -> Iterator[Event]:
+    def train(config, control: RunControl | None = None, resume: bool = False) -> Iterator[Event]:
         control = control or RunControl()
         out = Path(config.out)
         out.mkdir(parents=True, exist_ok=True)
