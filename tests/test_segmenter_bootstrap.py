@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import torch
 
 from engine.control import RunControl
@@ -13,6 +14,15 @@ from engine.nets.unet import UNet
 from engine.segmenter import bootstrap
 from engine.segmenter.bootstrap import bootstrap_prior, grabcut_masks
 from engine.segmenter.model import load_segmenter
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny nets on a CPU shared with other jobs train several times faster on one thread."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def run(gen):
@@ -28,7 +38,10 @@ def details(events) -> list[str]:
     return [e.detail for e in events if isinstance(e, PhaseChanged)]
 
 
-def test_prior_trained_saved_and_masks_cached(tiny_demo_folder: Path, tmp_path: Path) -> None:
+def test_prior_trained_saved_and_masks_cached(
+    tiny_demo_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(bootstrap, "BATCH", 8)
     cache = load_folder(tiny_demo_folder, 32)
     run_dir = tmp_path / "run"
     cpu = torch.device("cpu")
@@ -69,7 +82,7 @@ def test_stop_returns_untrained_prior_without_saving(
 
 
 def test_worker_processes_compute_and_edited_photo_is_redone(
-    tiny_demo_folder: Path, tmp_path: Path, monkeypatch
+    tiny_demo_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(bootstrap, "INLINE_MAX", 0)  # force the process pool even for 3 photos
     paths = sorted(tiny_demo_folder.glob("*.png"))[:3]

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 import torch
 
 from engine.control import RunControl
@@ -31,6 +32,15 @@ def disc_sampler(size: int = 32, seed: int = 0):
         return noise * (1 - mask) + (0.6 + 0.2 * noise) * mask, mask
 
     return sample
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny nets on a CPU shared with other jobs train several times faster on one thread."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def run(gen):

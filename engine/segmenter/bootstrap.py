@@ -147,7 +147,9 @@ def grabcut_masks(
         finally:
             results.close()
             if pool is not None:
-                pool.shutdown(wait=True, cancel_futures=True)
+                # Not waiting: photos already handed to workers finish in the background and land
+                # in the cache for a resumed run, while training starts now.
+                pool.shutdown(wait=False, cancel_futures=True)
     if stats is not None:
         stats.update(reused=reused, computed=computed)
     log.info("GrabCut masks: %d reused, %d computed", reused, computed)
