@@ -99,6 +99,9 @@ class SegmenterSession:
         options.intra_op_num_threads = threads or cpu_threads()
         options.inter_op_num_threads = 1
         options.log_severity_level = 3  # onnxruntime's own warnings would flood the console
+        # Idle intra-op threads would spin for work and steal the cores the decode/encode threads
+        # need (measured: ~15% more img/s on 2 cores with spinning off).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self._session = ort.InferenceSession(
                 os.fspath(self.path), sess_options=options, providers=providers
