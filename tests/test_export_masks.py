@@ -233,6 +233,9 @@ def test_recursive_mirrors_sub_folders_and_folders_are_checked(tmp_path: Path, s
     with pytest.raises(ExportSetupError, match="inside IN_DIR"):
         export_masks(session, src, src / "masks", ExportOptions(recursive=True))
     assert sorted(p.name for p in src.rglob("*") if p.is_file()) == ["a.jpg", "b.png"]
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ExportSetupError, match="no photos"):
+        export_masks(session, tmp_path / "empty", tmp_path / "o3", ExportOptions())
 
 
 def test_segment_cli_summary_and_exit_code(tmp_path: Path, model_path: Path, capsys) -> None:

@@ -192,8 +192,12 @@ def plan_jobs(
     in_dir: Path, out_dir: Path, recursive: bool, shard: tuple[int, int] | None
 ) -> tuple[list[Job], list[BadFile]]:
     """This shard's photos with their output paths, and clashing photos reported as failures."""
+    sources = scan_images(in_dir, recursive=recursive)
+    if not sources:
+        where = "IN_DIR or its sub-folders" if recursive else "IN_DIR (sub-folders need --recursive)"
+        raise ExportSetupError(f"no photos in {where}: {in_dir}")
     groups: dict[str, list[tuple[Path, Path]]] = {}
-    for src in scan_images(in_dir, recursive=recursive):
+    for src in sources:
         out_rel = src.relative_to(in_dir).with_suffix(".png")
         groups.setdefault(out_rel.as_posix().casefold(), []).append((src, out_rel))
     jobs: list[Job] = []
@@ -301,10 +305,9 @@ def export_masks(
     options.validate()
     in_path, out_path = Path(in_dir), Path(out_dir)
     _check_folders(in_path, out_path, options.recursive)
-    runner = _open_model(model, options.device)
     started = time.perf_counter()
-
     jobs, clashes = plan_jobs(in_path, out_path, options.recursive, options.shard)
+    runner = _open_model(model, options.device)
     todo = jobs if options.overwrite else [j for j in jobs if not j.out.exists()]
     skipped = len(jobs) - len(todo)
     summary = Summary(
