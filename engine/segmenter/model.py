@@ -14,10 +14,17 @@ import torch
 
 from engine import __version__
 from engine.atomic import write_with
+from engine.nets.redo_nets import MaskNet, MaskNetConfig
 from engine.nets.unet import UNet, UNetConfig
 
 SCHEMA = 1
 NORMALISATION = "rgb/127.5-1"
+# kind -> (net class, arch config class). Every kind maps RGB in [-1, 1] to 1-channel logits at
+# any H, W multiple of ``net.stride``; "redo" is ReDO's mask net, used as is.
+KINDS: dict[str, tuple[type[torch.nn.Module], type]] = {
+    "unet": (UNet, UNetConfig),
+    "redo": (MaskNet, MaskNetConfig),
+}
 
 
 class SegmenterLoadError(Exception):
@@ -33,12 +40,12 @@ class SegmenterInfo:
 
 
 def save_segmenter(
-    path: str | os.PathLike[str], model: UNet, size: int, method: str, source: str
+    path: str | os.PathLike[str], model: UNet | MaskNet, size: int, method: str, source: str
 ) -> None:
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     payload: dict[str, Any] = {
         "schema": SCHEMA,
-        "kind": "unet",
+        "kind": getattr(model, "segmenter_kind", "unet"),
         "arch": model.config.to_dict(),
         "state_dict": state,
         "size": int(size),
@@ -59,11 +66,12 @@ def load_segmenter(
         raise SegmenterLoadError(f"{path}: no such file") from exc
     except Exception as exc:
         raise SegmenterLoadError(f"{path}: not a readable segmenter file ({exc})") from exc
-    if not isinstance(payload, dict) or payload.get("kind") != "unet":
+    if not isinstance(payload, dict) or payload.get("kind") not in KINDS:
         raise SegmenterLoadError(f"{path}: not a Peel segmenter")
     if payload.get("schema") != SCHEMA:
         raise SegmenterLoadError(f"{path}: unsupported schema {payload.get('schema')!r}")
-    model = UNet(UNetConfig(**payload["arch"]))
+    net_cls, arch_cls = KINDS[payload["kind"]]
+    model = net_cls(arch_cls(**payload["arch"]))
     try:
         model.load_state_dict(payload["state_dict"])
     except RuntimeError as exc:

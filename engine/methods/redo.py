@@ -1,0 +1,484 @@
+"""ReDO (Chen, Artières & Denoyer 2019): segment real photos by redrawing one region at a time.
+
+A mask net splits a real photo into object (m) and background (1 − m). One region is redrawn by its
+own generator from noise z and pasted back over the photo; the result must fool a hinge-loss
+discriminator. The mask net can only win by cutting along real object outlines: a wrong cut leaves
+half an object beside a redrawn region, which the discriminator sees. A second network δ recovers z
+from the result (information conservation), so an empty region, where z leaves no trace, is
+penalised. Unlike the layered GANs, the mask net reads *real* photos, so it is the segmenter itself
+and no synthetic pairs or UNet are needed.
+
+Departures from the paper (each measured or forced by the CPU; bench/RESULTS.md, "ReDO"):
+- smaller nets (mask net width 16, generators 16, critics 16; no self-attention), 64 px by default;
+- the restart rule is checked every ``restart_every`` steps during the first ``restart_until``
+  steps (paper: every 500 during the first ~7,000 of a much longer GPU run);
+- the two regions are interchangeable, so the saved segmenter's polarity is chosen without labels:
+  "object" is the region that covers less of the photo border (the photographer's bias, the same
+  prior the latent-direction method uses). The paper picked the permutation with ground truth.
+
+Entry point for the runner / CLI / GUI: ``train_redo(RedoConfig(...), control, resume=False)``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+import time
+import traceback
+from collections.abc import Generator, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from engine.atomic import write_json
+from engine.control import RunControl
+from engine.data import RandomCropDataset, load_folder, to_tensor, to_uint8
+from engine.device import configure_cpu_threads, describe, pick_device
+from engine.events import (
+    CheckpointSaved,
+    Event,
+    Failed,
+    Finished,
+    Losses,
+    PhaseChanged,
+    Preview,
+    Progress,
+    Started,
+    WarningEvent,
+)
+from engine.nets.redo_nets import Critic, MaskNet, MaskNetConfig, RegionGenerator, orthogonal_init
+from engine.train import checkpoint as ckpt
+from engine.train.checkpoint import CheckpointError
+from engine.train.metrics_log import MetricsLog
+from engine.train.previews import write_grid
+
+log = logging.getLogger(__name__)
+
+METHOD = "redo"
+REGIONS = 2  # object, background
+GUARD_IMAGES = 32
+BORDER = 0.125  # fraction of the side counted as "border" when choosing the polarity
+
+
+class RedoError(Exception):
+    """A failure with a message meant for the user."""
+
+
+@dataclass(frozen=True)
+class RedoConfig:
+    """One ReDO run. Plain data, saved as ``config.json`` (``method`` is always "redo")."""
+
+    folder: str
+    out: str
+    size: int = 64
+    batch: int = 16
+    minutes: float | None = None
+    steps: int | None = None
+    device: str = "auto"
+    seed: int = 0
+    z_dim: int = 32
+    mask_width: int = 16
+    gen_width: int = 16
+    critic_width: int = 16
+    lambda_z: float = 5.0  # paper: λz = 5 / (n · |z|); this is the numerator
+    lr: float = 1e-4
+    lr_mask: float = 1e-5
+    mask_weight_decay: float = 1e-4
+    beta1: float = 0.0
+    beta2: float = 0.9
+    init_gain: float = 0.8
+    restart_every: int = 100
+    restart_until: int = 1500
+    min_region: float = 0.1
+    max_restarts: int = 5
+    log_every: int = 10
+    preview_every: int = 100
+    checkpoint_every: int = 100
+    keep_checkpoints: int = 3
+    preview_count: int = 8
+    method: str = METHOD
+
+    def __post_init__(self) -> None:
+        if self.method != METHOD:
+            raise ValueError(f"RedoConfig.method is always {METHOD!r}")
+        if self.size not in (32, 64, 128):
+            raise ValueError(f"size must be 32, 64 or 128, not {self.size}")
+        if self.batch < 2:
+            raise ValueError("batch must be at least 2")
+        if (self.minutes is None) == (self.steps is None):
+            raise ValueError("give exactly one of minutes or steps")
+        if self.steps is not None and self.steps < 1:
+            raise ValueError("steps must be at least 1")
+        if self.minutes is not None and self.minutes <= 0:
+            raise ValueError("minutes must be positive")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RedoConfig:
+        return cls(**data)
+
+
+# Fields a resumed run must share with the saved one (they shape the weights).
+RESUME_LOCKED = ("size", "z_dim", "mask_width", "gen_width", "critic_width")
+
+
+class Redo:
+    """The five networks and their optimisers; one ``step`` is one D update and one G update."""
+
+    def __init__(self, config: RedoConfig, device: torch.device) -> None:
+        self.config = config
+        self.device = device
+        c = config
+        self.mask_net = MaskNet(MaskNetConfig(width=c.mask_width))
+        self.gens = torch.nn.ModuleList(RegionGenerator(c.z_dim, c.gen_width) for _ in range(REGIONS))
+        self.disc = Critic(c.size, 1, c.critic_width)
+        self.delta = Critic(c.size, REGIONS * c.z_dim, c.critic_width)
+        for net in self._nets().values():
+            orthogonal_init(net, c.init_gain)
+            net.to(device, memory_format=torch.channels_last)
+        betas = (c.beta1, c.beta2)
+        self.opt_g = torch.optim.Adam(
+            [
+                {"params": self.mask_net.parameters(), "lr": c.lr_mask,
+                 "weight_decay": c.mask_weight_decay},
+                {"params": [*self.gens.parameters(), *self.delta.parameters()], "lr": c.lr},
+            ],
+            betas=betas,
+        )
+        self.opt_d = torch.optim.Adam(self.disc.parameters(), lr=c.lr, betas=betas)
+        self.lambda_z = c.lambda_z / (REGIONS * c.z_dim)
+
+    def _nets(self) -> dict[str, torch.nn.Module]:
+        return {"mask_net": self.mask_net, "gens": self.gens, "disc": self.disc, "delta": self.delta}
+
+    def masks(self, images: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.mask_net(images).float())
+
+    def redraw(
+        self, images: torch.Tensor, mask: torch.Tensor, region: int, z: torch.Tensor
+    ) -> torch.Tensor:
+        """Replace region ``region`` (0 = m, 1 = 1 − m) of ``images`` by its generator's drawing."""
+        region_mask = mask if region == 0 else 1 - mask
+        drawn = self.gens[region](region_mask, z)
+        return region_mask * drawn + (1 - region_mask) * images
+
+    def step(self, real: torch.Tensor, inputs: torch.Tensor, g_inputs: torch.Tensor) -> dict[str, float]:
+        """One D step (``real`` vs redraws of ``inputs``) and one G + δ step (redraws of ``g_inputs``)."""
+        c, n = self.config, real.shape[0]
+        cl = torch.channels_last
+        real, inputs, g_inputs = (t.to(self.device).contiguous(memory_format=cl) for t in (real, inputs, g_inputs))
+        for net in self._nets().values():
+            net.train()
+
+        region = random.randrange(REGIONS)
+        z = torch.randn(n, c.z_dim, device=self.device)
+        with torch.no_grad():
+            fake = self.redraw(inputs, self.masks(inputs), region, z)
+        self.disc.requires_grad_(True)
+        d_real = F.relu(1 - self.disc(real)).mean()
+        d_fake = F.relu(1 + self.disc(fake)).mean()
+        self.opt_d.zero_grad(set_to_none=True)
+        (d_real + d_fake).backward()
+        self.opt_d.step()
+
+        self.disc.requires_grad_(False)
+        region = random.randrange(REGIONS)
+        z = torch.randn(n, c.z_dim, device=self.device)
+        mask = self.masks(g_inputs)
+        fake = self.redraw(g_inputs, mask, region, z)
+        adv = -self.disc(fake).mean()
+        z_hat = self.delta(fake).view(n, REGIONS, c.z_dim)[:, region]
+        info = ((z_hat - z) ** 2).sum(1).mean()
+        self.opt_g.zero_grad(set_to_none=True)
+        (adv + self.lambda_z * info).backward()
+        self.opt_g.step()
+        coverage = float(mask.detach().mean())
+        return {
+            "d_real": float(d_real.detach()), "d_fake": float(d_fake.detach()),
+            "g_adv": float(adv.detach()), "z_error": float(info.detach()) / c.z_dim,
+            "coverage": coverage,
+        }
+
+    def state_dict(self) -> dict[str, Any]:
+        state: dict[str, Any] = {k: m.state_dict() for k, m in self._nets().items()}
+        state["opt_g"] = self.opt_g.state_dict()
+        state["opt_d"] = self.opt_d.state_dict()
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for k, m in self._nets().items():
+            m.load_state_dict(state[k])
+        self.opt_g.load_state_dict(state["opt_g"])
+        self.opt_d.load_state_dict(state["opt_d"])
+
+
+def region_balance(mask: torch.Tensor) -> float:
+    """min(mean m, mean 1 − m): below ``min_region`` one region is (nearly) empty."""
+    mean = float(mask.mean())
+    return min(mean, 1 - mean)
+
+
+def choose_polarity(mask: torch.Tensor) -> float:
+    """+1 if region m is the object, −1 if it is the background: the object is the region that
+    covers more of the centre than of the border (photos are framed around their subject)."""
+    h, w = mask.shape[-2:]
+    bh, bw = max(1, round(h * BORDER)), max(1, round(w * BORDER))
+    border = torch.ones(h, w, dtype=torch.bool, device=mask.device)
+    border[bh : h - bh, bw : w - bw] = False
+    m = mask.float().mean(dim=(0, 1))
+    return 1.0 if float(m[border].mean()) <= float(m[~border].mean()) else -1.0
+
+
+def train_redo(
+    config: RedoConfig, control: RunControl | None = None, *, resume: bool = False
+) -> Iterator[Event]:
+    """Train ReDO on ``config.folder`` into ``config.out``; yields events, never raises.
+
+    Writes config.json, metrics.jsonl, previews/, checkpoints/ (runner format, kind "peel-run")
+    and, when the budget is spent, segmenter.pt (the mask net, kind "redo").
+    """
+    run = _RedoRun(config, control or RunControl())
+    try:
+        yield from run.execute(resume)
+    except Exception as exc:
+        log.error("ReDO training failed: %s", exc, exc_info=True)
+        known = isinstance(exc, (RedoError, CheckpointError))
+        yield Failed(step=run.step, error=str(exc) if known else f"{type(exc).__name__}: {exc}",
+                     traceback=traceback.format_exc())
+
+
+class _RedoRun:
+    def __init__(self, config: RedoConfig, control: RunControl) -> None:
+        self.config = config
+        self.control = control
+        self.run_dir = Path(config.out)
+        self.metrics = MetricsLog(self.run_dir / "metrics.jsonl")
+        self.step = 0
+        self.elapsed = 0.0
+        self.restarts = 0
+        self.seed = config.seed
+        self.gave_up = False  # the "restarts used up" warning is said once
+
+    def execute(self, resume: bool) -> Generator[Event, None, None]:
+        cfg = self.config
+        configure_cpu_threads()
+        self.device, device_warning = pick_device(cfg.device)
+        payload = self._resume_payload() if resume else None
+        if payload is None and ckpt.list_checkpoints(self.run_dir):
+            raise RedoError(f"{self.run_dir} already holds a run; resume it or choose a new folder")
+        write_json(self.run_dir / "config.json", cfg.to_dict())
+        bad: list[str] = []
+        cache = load_folder(cfg.folder, cfg.size, on_bad=lambda b: bad.append(f"{b.path}: {b.reason}"))
+        if len(cache) == 0:
+            raise RedoError(f"no readable images in {cfg.folder}")
+        self.dataset = RandomCropDataset(cache, cfg.size)
+        self.fixed = self._fixed_images(cache.images)
+        self._start(self.seed)
+        if payload is not None:
+            self.model.load_state_dict(payload["model"])
+            ckpt.restore_rng(payload["rng"], self.data_rng)
+            self.step, self.elapsed = int(payload["step"]), float(payload["elapsed"])
+            self.restarts, self.seed = int(payload["restarts"]), int(payload["seed"])
+            self.metrics.truncate_after(self.step)
+        yield Started(step=self.step, device=describe(self.device), method=METHOD, phase=METHOD,
+                      config=cfg.to_dict(), total_steps=cfg.steps)
+        if device_warning:
+            yield WarningEvent(self.step, device_warning)
+        for line in bad[:10]:
+            yield WarningEvent(self.step, f"skipped {line}", kind="bad-file")
+        yield PhaseChanged(self.step, METHOD, "mask net + region-redrawing GAN (ReDO)")
+        yield from self._train()
+        if self.step % cfg.checkpoint_every != 0 or self.step == 0:
+            yield self._checkpoint()
+        if self.control.stop_requested:
+            yield Finished(self.step, str(self.run_dir), stopped=True, summary=self._summary())
+            return
+        yield PhaseChanged(self.step, "segmenter", "saving the mask net as the segmenter")
+        summary = self._save_segmenter()
+        yield Finished(self.step, str(self.run_dir), stopped=False, summary=summary)
+
+    def _fixed_images(self, images: np.ndarray) -> torch.Tensor:
+        """Centre crops of up to GUARD_IMAGES photos: the guard's and the previews' inputs."""
+        s = self.config.size
+        off = (images.shape[1] - s) // 2
+        idx = np.linspace(0, len(images) - 1, min(GUARD_IMAGES, len(images))).round().astype(int)
+        return to_tensor(images[idx, off : off + s, off : off + s])
+
+    def _start(self, seed: int) -> None:
+        """(Re)initialise every net and RNG from ``seed``: used at the start and on restart."""
+        torch.manual_seed(seed)
+        np.random.seed(seed % 2**32)
+        random.seed(seed)
+        self.data_rng = np.random.default_rng(seed)
+        self.model = Redo(self.config, self.device)
+        self.preview_z = torch.randn(self.config.preview_count, self.config.z_dim,
+                                     generator=torch.Generator().manual_seed(self.config.seed + 1))
+
+    def _resume_payload(self) -> dict[str, Any] | None:
+        saved_path = self.run_dir / "config.json"
+        if not saved_path.exists():
+            raise RedoError(f"nothing to resume in {self.run_dir} (no config.json)")
+        try:
+            saved = RedoConfig.from_dict(json.loads(saved_path.read_text(encoding="utf-8")))
+        except (ValueError, TypeError) as exc:
+            raise RedoError(f"{saved_path} is not a ReDO run configuration ({exc})") from exc
+        diff = [f"{k}: run has {getattr(saved, k)}, asked for {getattr(self.config, k)}"
+                for k in RESUME_LOCKED if getattr(saved, k) != getattr(self.config, k)]
+        if diff:
+            raise RedoError("cannot resume: the run was trained differently (" + "; ".join(diff) + ")")
+        found = ckpt.list_checkpoints(self.run_dir)
+        return ckpt.load(found[-1]) if found else None
+
+    def _done(self) -> bool:
+        cfg = self.config
+        if cfg.steps is not None:
+            return self.step >= cfg.steps
+        return self.elapsed >= (cfg.minutes or 0.0) * 60
+
+    def _train(self) -> Generator[Event, None, None]:
+        cfg = self.config
+        start = time.perf_counter() - self.elapsed
+        window_t, window_step = time.perf_counter(), self.step
+        sums: dict[str, float] = {}
+        count = 0
+        while not self._done():
+            if self.control.paused:
+                paused_at = time.perf_counter()
+                stop = self.control.wait_if_paused()
+                start += time.perf_counter() - paused_at
+                window_t += time.perf_counter() - paused_at
+                if stop:
+                    break
+            if self.control.stop_requested:
+                break
+            batches = [self.dataset.sample_batch(cfg.batch, self.data_rng) for _ in range(3)]
+            losses = self.model.step(*batches)
+            self.step += 1
+            self.elapsed = time.perf_counter() - start
+            for k, v in losses.items():
+                sums[k] = sums.get(k, 0.0) + v
+            count += 1
+            if self.step % cfg.log_every == 0 or self._done():
+                now = time.perf_counter()
+                rate = (self.step - window_step) / max(now - window_t, 1e-9)
+                window_t, window_step = now, self.step
+                values = {k: v / count for k, v in sums.items()}
+                sums, count = {}, 0
+                if not all(math.isfinite(v) for v in values.values()):
+                    raise RedoError(f"losses became non-finite at step {self.step}: {values}")
+                self.metrics.append({"step": self.step, "phase": METHOD,
+                                     "time": round(self.elapsed, 2), **values})
+                yield Losses(self.step, METHOD, values)
+                yield self._progress(rate)
+            if self.step % cfg.restart_every == 0 and self.step <= cfg.restart_until:
+                restarted = yield from self._collapse_rule()
+                if restarted:
+                    start = time.perf_counter() - self.elapsed
+                    sums, count = {}, 0
+                    continue
+            if self.step % cfg.preview_every == 0:
+                yield self._preview()
+            if self.step % cfg.checkpoint_every == 0:
+                yield self._checkpoint()
+        if self.step % cfg.preview_every != 0 or self.step == 0:
+            yield self._preview()
+
+    def _progress(self, rate: float) -> Progress:
+        cfg = self.config
+        if cfg.steps is not None:
+            remaining = cfg.steps - self.step
+            return Progress(self.step, METHOD, rate, self.elapsed,
+                            remaining / rate if rate > 0 else None, self.step / cfg.steps)
+        budget = (cfg.minutes or 0.0) * 60
+        return Progress(self.step, METHOD, rate, self.elapsed, max(0.0, budget - self.elapsed),
+                        min(1.0, self.elapsed / budget))
+
+    @torch.no_grad()
+    def _fixed_masks(self) -> torch.Tensor:
+        self.model.mask_net.eval()
+        x = self.fixed.to(self.device)
+        return torch.cat([self.model.masks(x[i : i + 16]) for i in range(0, len(x), 16)])
+
+    def _collapse_rule(self) -> Generator[Event, None, bool]:
+        """The paper's restart rule: one region nearly empty early on -> start again, new seed."""
+        cfg = self.config
+        balance = region_balance(self._fixed_masks())
+        if balance >= cfg.min_region:
+            return False
+        if self.restarts >= cfg.max_restarts:
+            if self.gave_up:
+                return False
+            self.gave_up = True
+            yield WarningEvent(self.step, f"one region covers {balance:.1%} of the photos at step "
+                               f"{self.step}, but the {cfg.max_restarts} restarts are used up; "
+                               "continuing", kind="collapse")
+            return False
+        self.restarts += 1
+        self.seed = cfg.seed + 1000 * self.restarts
+        old = self.step
+        self._start(self.seed)
+        self.step = 0
+        message = (f"collapse at step {old}: one region covers only {balance:.1%} of the photos; "
+                   f"re-initialised everything with seed {self.seed} "
+                   f"(restart {self.restarts} of {cfg.max_restarts})")
+        log.warning(message)
+        self.metrics.append({"step": 0, "event": "restart", "from_step": old, "balance": balance})
+        yield WarningEvent(self.step, message, kind="collapse")
+        return True
+
+    @torch.no_grad()
+    def _preview(self) -> Preview:
+        """Rows: photo with its background redrawn, with its object redrawn, mask, the photo."""
+        n = min(self.config.preview_count, len(self.fixed))
+        model = self.model
+        for net in model._nets().values():
+            net.eval()
+        x = self.fixed[:n].to(self.device)
+        mask = model.masks(x)
+        z = self.preview_z[:n].to(self.device)
+        arrays = {
+            "background": to_uint8(model.redraw(x, mask, 1, z)),
+            "foreground": to_uint8(model.redraw(x, mask, 0, z)),
+            "mask": to_uint8(mask * 2 - 1),
+            "composite": to_uint8(x),
+        }
+        path = self.run_dir / "previews" / f"step-{self.step:07d}.png"
+        write_grid(path, arrays)
+        return Preview(self.step, **arrays, coverage=float(mask.mean()), path=str(path))
+
+    def _checkpoint(self) -> CheckpointSaved:
+        payload = {
+            "config": self.config.to_dict(), "method": METHOD, "step": self.step,
+            "elapsed": self.elapsed, "restarts": self.restarts, "seed": self.seed,
+            "model": self.model.state_dict(), "rng": ckpt.capture_rng(self.data_rng),
+        }
+        path = ckpt.save_rolling(self.run_dir, self.step, payload, self.config.keep_checkpoints,
+                                 good=True)
+        return CheckpointSaved(self.step, str(path), good=True)
+
+    def _summary(self) -> dict[str, Any]:
+        return {"steps": self.step, "restarts": self.restarts, "method": METHOD}
+
+    def _save_segmenter(self) -> dict[str, Any]:
+        from engine.segmenter.model import save_segmenter
+
+        masks = self._fixed_masks()
+        polarity = choose_polarity(masks)
+        net = self.model.mask_net
+        net.polarity.fill_(polarity)
+        net.eval()
+        save_segmenter(self.run_dir / "segmenter.pt", net, self.config.size, METHOD,
+                       Path(self.config.folder).name)
+        coverage = float(masks.mean()) if polarity > 0 else 1 - float(masks.mean())
+        summary = {**self._summary(), "polarity": polarity, "coverage": round(coverage, 4)}
+        write_json(self.run_dir / "summary.json", summary)
+        log.info("ReDO segmenter saved (polarity %+.0f, coverage %.3f)", polarity, coverage)
+        return summary

@@ -1,0 +1,86 @@
+"""ReDO: trains, checkpoints, resumes, restarts on collapse, and leaves a usable segmenter."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from engine.control import RunControl
+from engine.events import CheckpointSaved, Failed, Finished, Preview, Started, WarningEvent
+from engine.methods.redo import RedoConfig, choose_polarity, train_redo
+from engine.nets.redo_nets import MaskNet, MaskNetConfig
+from engine.segmenter.infer import predict_soft
+from engine.segmenter.model import load_segmenter
+from engine.train.checkpoint import list_checkpoints
+
+TINY = {"size": 32, "batch": 3, "mask_width": 4, "gen_width": 4, "critic_width": 4,
+        "log_every": 1, "preview_every": 2, "checkpoint_every": 2, "restart_until": 0}
+
+
+def _run(config: RedoConfig, **kw) -> list:
+    events = list(train_redo(config, RunControl(), **kw))
+    failed = [e for e in events if isinstance(e, Failed)]
+    assert not failed, failed[0].traceback
+    return events
+
+
+def test_redo_trains_resumes_and_yields_a_segmenter(tiny_demo_folder: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    first = _run(RedoConfig(folder=str(tiny_demo_folder), out=str(run), steps=2, **TINY))
+    assert isinstance(first[-1], Finished) and first[-1].step == 2
+    assert any(isinstance(e, Preview) for e in first)
+    assert [p.name for p in list_checkpoints(run)] == ["step-0000002.pt"]
+    payload = torch.load(list_checkpoints(run)[0], weights_only=True)
+    assert payload["step"] == 2 and payload["method"] == "redo"
+
+    second = _run(RedoConfig(folder=str(tiny_demo_folder), out=str(run), steps=4, **TINY), resume=True)
+    started = next(e for e in second if isinstance(e, Started))
+    assert started.step == 2  # continues, not from 0
+    assert second[-1].step == 4
+    assert any(isinstance(e, CheckpointSaved) and e.path.endswith("step-0000004.pt") for e in second)
+
+    net, info = load_segmenter(run / "segmenter.pt")  # weights_only inside
+    assert isinstance(net, MaskNet) and info.method == "redo" and info.size == 32
+    photo = np.random.default_rng(0).integers(0, 256, (333, 517, 3), dtype=np.uint8)
+    (mask,) = predict_soft(net, [photo], info.size)
+    assert mask.shape == (333, 517) and 0.0 <= mask.min() <= mask.max() <= 1.0
+
+
+def test_resume_refuses_a_differently_shaped_run(tiny_demo_folder: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    _run(RedoConfig(folder=str(tiny_demo_folder), out=str(run), steps=1, **TINY))
+    other = {**TINY, "mask_width": 8}
+    events = list(train_redo(RedoConfig(folder=str(tiny_demo_folder), out=str(run), steps=2, **other),
+                             resume=True))
+    assert isinstance(events[-1], Failed) and "mask_width" in events[-1].error
+
+
+def test_restart_rule_fires_on_an_empty_mask(
+    tiny_demo_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A mask net that puts everything in the background: region "object" is empty.
+    monkeypatch.setattr(MaskNet, "forward", lambda self, x: self.head.bias.view(1, 1, 1, 1) * 0
+                        - 20 + 0 * x[:, :1])
+    cfg = RedoConfig(folder=str(tiny_demo_folder), out=str(tmp_path / "run"), steps=2,
+                     **{**TINY, "restart_every": 1, "restart_until": 5, "max_restarts": 2})
+    events = _run(cfg)
+    collapses = [e for e in events if isinstance(e, WarningEvent) and e.kind == "collapse"]
+    assert len(collapses) == 3  # two restarts, then "restarts used up"
+    assert "re-initialised" in collapses[0].message and "seed 1000" in collapses[0].message
+    assert "used up" in collapses[-1].message
+    assert isinstance(events[-1], Finished) and events[-1].summary["restarts"] == 2
+
+
+def test_polarity_calls_the_centre_region_the_object() -> None:
+    mask = torch.zeros(2, 1, 32, 32)
+    mask[:, :, 8:24, 8:24] = 1.0
+    assert choose_polarity(mask) == 1.0
+    assert choose_polarity(1 - mask) == -1.0
+    net = MaskNet(MaskNetConfig(width=4))
+    x = torch.rand(1, 3, 64, 96) * 2 - 1
+    before = net(x)
+    net.polarity.fill_(-1.0)
+    assert torch.allclose(net(x), -before)
