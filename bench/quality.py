@@ -147,15 +147,17 @@ def overlay_sheet(
 
 def train_bootstrap(
     paths: list[Path], run_dir: Path, args: argparse.Namespace, device: torch.device
-) -> None:
+) -> dict:
     from engine.segmenter.bootstrap import bootstrap_prior
 
     cache = load_folder(args.folder, args.size, paths=paths)
-    gen = bootstrap_prior(cache, run_dir, args.size, device, args.minutes * 60, RunControl(), 0)
-    _drain(gen)
+    gen = bootstrap_prior(
+        cache, run_dir, args.size, device, args.minutes * 60, RunControl(), 0, steps=args.steps
+    )
+    return _drain(gen)
 
 
-def train_pipeline(paths: list[Path], run_dir: Path, args: argparse.Namespace) -> None:
+def train_pipeline(paths: list[Path], run_dir: Path, args: argparse.Namespace) -> dict:
     from engine.config import RunConfig
     from engine.train.runner import train
 
@@ -172,14 +174,22 @@ def train_pipeline(paths: list[Path], run_dir: Path, args: argparse.Namespace) -
         device=args.device,
         seed=args.seed,
     )
-    _drain(train(config, RunControl()))
+    return _drain(train(config, RunControl()))
 
 
-def _drain(events) -> None:  # noqa: ANN001
+def _drain(events) -> dict:  # noqa: ANN001
+    """Consume a run's events, logging now and then; returns the last Progress of each phase."""
     last = 0.0
+    final: dict = {}
     try:
         while True:
             ev = next(events)
+            if isinstance(ev, Progress):
+                final[ev.phase] = {
+                    "step": ev.step,
+                    "it_per_s": round(ev.steps_per_s, 3),
+                    "elapsed_s": round(ev.elapsed_s, 1),
+                }
             if isinstance(ev, PhaseChanged):
                 log.info("phase %s: %s", ev.phase, ev.detail)
             elif isinstance(ev, WarningEvent):
@@ -198,6 +208,7 @@ def _drain(events) -> None:  # noqa: ANN001
                 )
     except StopIteration:
         pass
+    return final
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -213,6 +224,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--extra-unlabelled", type=Path)
     ap.add_argument("--out", type=Path)
     ap.add_argument("--bootstrap-only", action="store_true")
+    ap.add_argument(
+        "--steps",
+        type=int,
+        help="with --bootstrap-only: also stop the prior's training at this many steps (with a "
+        "generous --minutes, the figure then does not depend on how busy the CPU is)",
+    )
     ap.add_argument("--no-refine", action="store_true", help="skip the GrabCut-refined figures")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--seed", type=int, default=0)
@@ -245,14 +262,15 @@ def main(argv: list[str] | None = None) -> int:
         "device": describe(device),
         "torch_threads": torch.get_num_threads(),
         "mode": "bootstrap-only" if args.bootstrap_only else f"pipeline ({args.method})",
+        "steps_cap": args.steps,
         "device_warning": warning,
         "timings_s": {},
     }
     t0 = time.perf_counter()
     if args.bootstrap_only:
-        train_bootstrap(train_paths, run_dir, args, device)
+        report["phases"] = train_bootstrap(train_paths, run_dir, args, device)
     else:
-        train_pipeline(train_paths, run_dir, args)
+        report["phases"] = train_pipeline(train_paths, run_dir, args)
     report["timings_s"]["train"] = round(time.perf_counter() - t0, 1)
 
     scored: dict[str, dict] = {}

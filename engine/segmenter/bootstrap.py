@@ -206,8 +206,12 @@ def bootstrap_prior(
     budget_s: float,
     control: RunControl,
     step0: int,
+    steps: int | None = None,
 ) -> Generator[Event, None, UNet]:
     """GrabCut the folder (cached), train a UNet on it within ``budget_s``; return it frozen.
+
+    ``steps`` also caps training at a step count (benchmarks use it with a generous budget, so that
+    a busy CPU changes how long the prior takes, not what it is).
 
     On a stop request the net is returned as it is (possibly untrained) and ``prior.pt`` is not
     written, so a resumed run trains it again (with the masks already computed).
