@@ -37,6 +37,10 @@ class Prompter:
         folder = QFileDialog.getExistingDirectory(parent, title, start)
         return folder or None
 
+    def save_file(self, parent: QWidget, title: str, default: str, filters: str) -> str | None:
+        path, _ = QFileDialog.getSaveFileName(parent, title, default, filters)
+        return path or None
+
     def open_folder(self, folder: str) -> None:
         from PySide6.QtCore import QUrl
         from PySide6.QtGui import QDesktopServices

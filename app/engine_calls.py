@@ -48,14 +48,30 @@ def device_warning(requested: str) -> str | None:
     return pick_device(requested)[1]
 
 
-def onnx_job(run_dir: str) -> Callable[[ProgressFn, threading.Event], Any]:
+def onnx_job(run_dir: str, out: str | None = None) -> Callable[[ProgressFn, threading.Event], Any]:
     def job(progress: ProgressFn, cancel: threading.Event) -> Any:
         from engine.export.onnx import export_onnx
 
         progress(0, 0)
-        return export_onnx(run_dir)
+        return export_onnx(run_dir, out)
 
     return job
+
+
+def describe_result(summary: Any) -> tuple[str, str, str | None]:
+    """(message, log level, folder to open or None) for an export's return value."""
+    if hasattr(summary, "written"):  # engine.export.masks.Summary
+        text = (f"{summary.written} masks written, {summary.skipped} already there, "
+                f"{summary.failed} failed, in {summary.seconds:.1f} s on {summary.provider} "
+                f"→ {summary.out_dir}")
+        if summary.cancelled:
+            return f"cancelled: {text}", "warning", None
+        return text, ("warning" if summary.failed else "ok"), str(summary.out_dir)
+    if hasattr(summary, "max_abs_diff"):  # engine.export.onnx.ExportReport
+        path = Path(summary.path)
+        return (f"{path} ({summary.bytes / 1e6:.1f} MB, max difference to torch "
+                f"{summary.max_abs_diff:.1e})", "ok", str(path.parent))
+    return str(summary), "ok", None
 
 
 def ensure_onnx(run_dir: str) -> Any:

@@ -11,11 +11,17 @@ import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import torch
 from PySide6.QtCore import QObject, Signal, Slot
 
 from app.workers import EventWorker, WorkerThread
 from engine.control import RunControl
 from engine.events import Event
+
+# Imported with the window, not when a run starts: importing the training modules (torchvision's
+# C extensions among them) holds the GIL for ~1 s on a busy machine, which froze the window at
+# the start of every run (bench/gui_latency.py).
+from engine.train.runner import train
 
 Trainer = Callable[..., Iterator[Event]]
 
@@ -27,8 +33,6 @@ def gui_torch_threads() -> int:
 
 
 def default_trainer() -> Trainer:
-    from engine.train.runner import train  # heavy import (torch, nets): only when a run starts
-
     return train
 
 
@@ -43,13 +47,11 @@ class TrainingSession(QObject):
         self.config = config
         self.control = RunControl()
         self.torch_threads = torch_threads or gui_torch_threads()
-        trainer = trainer or default_trainer()
 
         def events() -> Iterator[Event]:
-            import torch
-
+            run = trainer or default_trainer()
             first = True
-            for ev in trainer(config, self.control, resume=resume):
+            for ev in run(config, self.control, resume=resume):
                 if first:
                     # The engine sizes torch's pool to every core when it starts; a window
                     # needs one core of its own, so the pool is resized once setup is done.

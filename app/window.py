@@ -292,8 +292,16 @@ class MainWindow(QMainWindow):
     # -- exports -------------------------------------------------------------------------------
     @Slot()
     def export_onnx_dialog(self) -> None:
-        if self.run_dir:
-            self.results.start_export(engine_calls.onnx_job(self.run_dir), "ONNX export")
+        if not self.run_dir:
+            return
+        default = os.path.join(self.run_dir, "segmenter.onnx")
+        out = self.prompter.save_file(self, "Export ONNX model", default, "ONNX model (*.onnx)")
+        if out:
+            self.export_onnx(out)
+
+    def export_onnx(self, out: str) -> None:
+        self.tabs.setCurrentWidget(self.results)
+        self.results.start_export(engine_calls.onnx_job(self.run_dir, out), "ONNX export")
 
     @Slot()
     def export_masks_dialog(self) -> None:

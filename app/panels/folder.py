@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import Qt, Signal, Slot
+from PySide6.QtCore import QSize, Qt, Signal, Slot
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import (
     QHBoxLayout,
@@ -62,8 +62,7 @@ class FolderPanel(QWidget):
         self.view.setResizeMode(QListView.ResizeMode.Adjust)
         self.view.setUniformItemSizes(True)  # lets the view ask only for visible rows
         self.view.setIconSize(self.model.icon_size())
-        self.view.setGridSize(self.model.icon_size() * 1.12)
-        self.view.setSpacing(2)
+        self.view.setGridSize(self.model.icon_size() + QSize(6, 6))
         self.view.setDragEnabled(False)
         self.view.setAcceptDrops(False)
         self.view.setWordWrap(False)

@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.engine_calls import describe_result
 from app.overlay import Prediction, Predictor, overlay
 from app.preview import ScaledImage
 from app.workers import JobRunner, rgb_to_qimage
@@ -199,10 +200,11 @@ class ResultsPanel(QWidget):
     @Slot(object)
     def _on_export_result(self, summary: object) -> None:
         self.last_export = summary
-        out = getattr(summary, "out_dir", None) or getattr(summary, "path", None)
-        self.message.emit(f"{self._export_label} done: {summary}", "ok")
-        if out is not None:
-            folder = str(out if os.path.isdir(str(out)) else Path(str(out)).parent)
+        text, level, folder = describe_result(summary)
+        self.message.emit(f"{self._export_label}: {text}", level)
+        for bad in getattr(summary, "failures", [])[:10]:
+            self.message.emit(f"{bad.path}: {bad.reason}", "warning")
+        if folder is not None:
             self.openFolderRequested.emit(folder)
 
     @Slot(str, str)

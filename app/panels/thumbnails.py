@@ -23,7 +23,7 @@ from PySide6.QtGui import QColor, QIcon, QImage, QPainter, QPixmap
 
 from app.workers import ThumbnailJob, ThumbnailSignals, thumbnail_pool
 
-THUMB_SIDE = 88
+THUMB_SIDE = 80
 SWEEP_CHUNK = 16
 MAX_CACHED = 5000  # beyond this, thumbnails are decoded again when scrolled back to
 
@@ -107,8 +107,8 @@ class ThumbnailModel(QAbstractListModel):
         if not index.isValid():
             return None
         row = index.row()
-        if role == Qt.ItemDataRole.DisplayRole:
-            return Path(self._paths[row]).name
+        if role == Qt.ItemDataRole.AccessibleTextRole:
+            return Path(self._paths[row]).name  # names live in tooltips: the grid stays compact
         if role == Qt.ItemDataRole.DecorationRole:
             if row in self._bad:
                 return self._bad_icon

@@ -52,7 +52,7 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("folder")
     parser.add_argument("--steps", type=int, default=600)
-    parser.add_argument("--train-seconds", type=float, default=90)
+    parser.add_argument("--train-seconds", type=float, default=240)
     parser.add_argument("--run", help="a finished run folder for the results view")
     args = parser.parse_args()
 
@@ -69,17 +69,22 @@ def main() -> int:
     wait_for(app, lambda: "checking" not in window.folder_panel.count_label.text(), 30)
     save(window, app, "folder")
 
+    # Live training: small and quick (32 px, no bootstrap), previews every 10 steps.
+    window.config_overrides = {"preview_every": 10, "log_every": 5}
+    window.training.size.setCurrentIndex(0)
+    window.training.by_steps.setChecked(True)
+    window.training.steps.setValue(args.steps)
+    window.training.batch.setValue(16)
+    window.training.bootstrap.setChecked(False)
+    window.training.start_button.click()
+    wait_for(app, lambda: len(window.preview.history) >= 4, args.train_seconds)
+    pump(app, 1.0)
+    save(window, app, "training")
     if args.run is None:
-        window.training.size.setCurrentIndex(0)
-        window.training.by_steps.setChecked(True)
-        window.training.steps.setValue(args.steps)
-        window.training.batch.setValue(16)
-        window.training.start_button.click()
-        wait_for(app, lambda: len(window.preview.history) >= 4, args.train_seconds)
-        pump(app, 1.0)
-        save(window, app, "training")
         wait_for(app, lambda: window.session is None, 1200)
     else:
+        window.stop_training()
+        wait_for(app, lambda: window.session is None, 120)
         window.open_run(args.run)
     window.tabs.setCurrentWidget(window.results)
     window.results.show_photo(3)

@@ -78,7 +78,7 @@ def test_export_masks_writes_one_png_per_photo(make_window, run_folder, tmp_path
     assert len(list(out.glob("*.png"))) == 12
     assert w.results.last_export.written == 12
     assert prompter.opened == [str(out)]
-    assert any("Mask export done" in t for t in w.log.texts("ok"))
+    assert any("Mask export: 12 masks written" in t for t in w.log.texts("ok"))
 
 
 def test_export_cancel(make_window, run_folder, tmp_path, qtbot, prompter, monkeypatch):
