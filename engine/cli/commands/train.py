@@ -1,0 +1,134 @@
+"""``peel train FOLDER --out RUN_DIR``: train a layered GAN and its segmenter, with a progress line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import TextIO
+
+from engine.cli.errors import CliError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train a layered GAN + segmenter on a folder of photos",
+        description="Train on the photos in FOLDER and write the run (config, checkpoints, "
+        "previews, metrics, segmenter.pt) to RUN_DIR. Give a time budget (--minutes) or a number "
+        "of GAN steps (--steps). --resume continues a stopped or killed run at its saved step.",
+    )
+    p.add_argument("folder", type=Path, metavar="FOLDER", help="folder of photos (never modified)")
+    p.add_argument("--out", type=Path, required=True, metavar="RUN_DIR", help="run folder")
+    p.add_argument("--method", choices=["ilgan", "perturbgan"], default="ilgan")
+    p.add_argument("--size", type=int, choices=[32, 64, 128], default=64)
+    budget = p.add_mutually_exclusive_group()
+    budget.add_argument("--minutes", type=float, help="time budget for the whole pipeline")
+    budget.add_argument("--steps", type=int, help="GAN steps (reproducible; default budget 20 min)")
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--resume", action="store_true", help="continue the run in RUN_DIR")
+    p.add_argument("--no-bootstrap", action="store_true", help="skip the GrabCut-based prior")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from engine.config import PipelineConfig, RunConfig
+
+    if not args.folder.is_dir():
+        raise CliError(f"not a folder: {args.folder}")
+    minutes = args.minutes if args.minutes is not None or args.steps is not None else 20.0
+    try:
+        config = RunConfig(
+            folder=str(args.folder), out=str(args.out), method=args.method, size=args.size,
+            batch=args.batch, minutes=minutes, steps=args.steps, device=args.device,
+            seed=args.seed,
+        )
+        if args.no_bootstrap:
+            config = replace(config, pipeline=replace(PipelineConfig(), bootstrap=False))
+    except ValueError as exc:
+        raise CliError(str(exc)) from exc
+    return consume(config, resume=args.resume, out=sys.stdout)
+
+
+def consume(config: object, resume: bool, out: TextIO) -> int:
+    """Print the event stream: one rewritten progress line on a terminal, plain lines otherwise."""
+    from engine.control import RunControl
+    from engine.events import (
+        CheckpointSaved,
+        Failed,
+        Finished,
+        PhaseChanged,
+        Progress,
+        Started,
+        WarningEvent,
+    )
+    from engine.train.runner import train
+
+    tty = out.isatty()
+    control = RunControl()
+    open_line = False
+
+    def say(text: str) -> None:
+        nonlocal open_line
+        if open_line:
+            out.write("\n")
+            open_line = False
+        out.write(text + "\n")
+        out.flush()
+
+    events = train(config, control, resume=resume)  # type: ignore[arg-type]
+    try:
+        for ev in events:
+            if isinstance(ev, Started):
+                say(f"training {ev.method} on {ev.device} from step {ev.step}")
+            elif isinstance(ev, PhaseChanged):
+                say(f"stage: {ev.phase}" + (f" ({ev.detail})" if ev.detail else ""))
+            elif isinstance(ev, Progress):
+                line = progress_line(ev)
+                if tty:
+                    out.write("\r" + line.ljust(79))
+                    out.flush()
+                    open_line = True
+                else:
+                    say(line)
+            elif isinstance(ev, WarningEvent):
+                say(f"warning: {ev.message}")
+            elif isinstance(ev, CheckpointSaved) and not tty:
+                say(f"checkpoint {ev.path}" + ("" if ev.good else " (not marked good)"))
+            elif isinstance(ev, Failed):
+                say(f"error: {ev.error}")
+                return 1
+            elif isinstance(ev, Finished):
+                verb = "stopped" if ev.stopped else "finished"
+                say(f"{verb} at step {ev.step}; run folder {ev.run_dir}")
+    except KeyboardInterrupt:
+        # Ctrl-C: ask the trainer to stop at the next step boundary, which writes a checkpoint.
+        control.stop()
+        for ev in events:
+            if isinstance(ev, Finished):
+                say(f"stopped at step {ev.step}; resume with --resume")
+            elif isinstance(ev, Failed):
+                say(f"error: {ev.error}")
+                return 1
+        return 130
+    return 0
+
+
+def progress_line(ev: object) -> str:
+    from engine.events import Progress
+
+    assert isinstance(ev, Progress)
+    width = 20
+    frac = ev.fraction if ev.fraction is not None else 0.0
+    bar = "#" * int(round(frac * width))
+    eta = "?" if ev.eta_s is None else _clock(ev.eta_s)
+    return f"{ev.phase:<10} [{bar:<{width}}] step {ev.step} {ev.steps_per_s:.2f} it/s ETA {eta}"
+
+
+def _clock(seconds: float) -> str:
+    s = int(round(seconds))
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"

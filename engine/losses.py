@@ -1,0 +1,69 @@
+"""Loss terms shared by the methods. Masks are (N, 1, H, W) in [0, 1]."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+
+
+def hinge_d(real_scores: torch.Tensor, fake_scores: torch.Tensor) -> torch.Tensor:
+    return F.relu(1 - real_scores).mean() + F.relu(1 + fake_scores).mean()
+
+
+def hinge_g(fake_scores: torch.Tensor) -> torch.Tensor:
+    return -fake_scores.mean()
+
+
+def wgan_d(real_scores: torch.Tensor, fake_scores: torch.Tensor, drift: float) -> torch.Tensor:
+    """Critic loss with PerturbGAN's drift term, which keeps real scores from wandering off."""
+    return fake_scores.mean() - real_scores.mean() + drift * (real_scores**2).mean()
+
+
+def gradient_penalty(
+    critic: Callable[[torch.Tensor], torch.Tensor], real: torch.Tensor, fake: torch.Tensor
+) -> torch.Tensor:
+    """WGAN-GP: (||grad critic(x_hat)|| - 1)^2 on random interpolates of real and fake."""
+    eps = torch.rand(real.shape[0], 1, 1, 1, device=real.device, dtype=real.dtype)
+    x_hat = (eps * real + (1 - eps) * fake).requires_grad_(True)
+    scores = critic(x_hat)
+    (grad,) = torch.autograd.grad(scores.sum(), x_hat, create_graph=True)
+    return ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()
+
+
+def binarization(mask: torch.Tensor) -> torch.Tensor:
+    """mean m(1 - m): zero only at 0 and 1.
+
+    Not min(m, 1 - m): at equal weight with the size hinge its gradient cancels the hinge's and a
+    flat grey mask at eta costs nothing (calibration). m(1 - m) has a gradient that grows towards
+    the middle, so a grey mask is never a resting point.
+    """
+    return (mask * (1 - mask)).mean()
+
+
+def coverage(mask: torch.Tensor) -> torch.Tensor:
+    """Per-sample mean mask value, shape (N,)."""
+    return mask.flatten(1).mean(dim=1)
+
+
+def min_size_hinge(mask: torch.Tensor, eta: float) -> torch.Tensor:
+    return F.relu(eta - coverage(mask)).mean()
+
+
+def max_size_hinge(mask: torch.Tensor, cap: float) -> torch.Tensor:
+    return F.relu(coverage(mask) - cap).mean()
+
+
+def code_regression(pred: torch.Tensor, code: torch.Tensor) -> torch.Tensor:
+    """InfoGAN bound for a continuous code with a fixed-variance Gaussian posterior (= MSE / 2)."""
+    return 0.5 * ((pred.float() - code.float()) ** 2).sum(dim=1).mean()
+
+
+def background_prior(segmenter_logits: torch.Tensor) -> torch.Tensor:
+    """L_bg = -log(1 - S(B)) = softplus(logit): minimising it pushes S(B) -> 0.
+
+    A frozen segmenter S that sees an object in the background layer makes the generator move the
+    object into the foreground layer (the layer-assignment problem of real photos).
+    """
+    return F.softplus(segmenter_logits.float()).mean()

@@ -1,0 +1,192 @@
+"""What every layered-GAN method shares: the two generators, the discriminator, EMA, optimisers,
+mixed precision, the optional segmenter prior and (de)serialisation for checkpoints.
+
+A method subclass only says how a batch of codes is drawn, which extra heads it has and what its
+D and G losses are. The trainer talks to methods through ``LayeredGan`` alone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from engine.compose import composite
+from engine.config import RunConfig
+from engine.losses import background_prior
+from engine.nets.discriminator import Discriminator
+from engine.nets.generator import BackgroundGenerator, ForegroundGenerator
+
+CHANNELS_LAST = torch.channels_last
+
+
+@dataclass
+class Sample:
+    """One generated batch: background, foreground, mask in [0, 1], composite (no perturbation)."""
+
+    background: torch.Tensor
+    foreground: torch.Tensor
+    mask: torch.Tensor
+    composite: torch.Tensor
+
+
+class LayeredGan:
+    name = "base"
+    spectral_d = True
+
+    def __init__(self, config: RunConfig, device: torch.device) -> None:
+        self.config = config
+        self.device = device
+        net = config.net
+        self.z_dim = net.z_dim
+        self.bg = BackgroundGenerator(net.z_dim, config.size, net.g_width, net.upsample)
+        self.fg = ForegroundGenerator(self.code_dim, config.size, net.g_width, net.upsample)
+        self.disc = Discriminator(config.size, net.d_width, spectral=self.spectral_d)
+        self.g_extra: dict[str, nn.Module] = {}
+        self.d_extra: dict[str, nn.Module] = {}
+        self.build_heads()
+        for m in self._trained_modules().values():
+            m.to(device, memory_format=CHANNELS_LAST)
+        self.ema_bg = copy.deepcopy(self.bg).eval().requires_grad_(False)
+        self.ema_fg = copy.deepcopy(self.fg).eval().requires_grad_(False)
+        lr_g, lr_d, betas = self.optimiser_settings()
+        g_params = [p for m in (self.bg, self.fg, *self.g_extra.values()) for p in m.parameters()]
+        d_params = [p for m in (self.disc, *self.d_extra.values()) for p in m.parameters()]
+        self.opt_g = torch.optim.Adam(g_params, lr=lr_g, betas=betas)
+        self.opt_d = torch.optim.Adam(d_params, lr=lr_d, betas=betas)
+        self.segmenter: nn.Module | None = None
+        self.bg_weight = 0.0
+        self.steps_done = 0  # drives EMA warm-up and loss ramps; restored from checkpoints
+
+    # -- what subclasses provide -------------------------------------------------------------
+    @property
+    def code_dim(self) -> int:
+        """Input size of the foreground generator (z, plus any private code)."""
+        return self.z_dim
+
+    def build_heads(self) -> None:
+        """Create extra modules into ``self.g_extra`` / ``self.d_extra``."""
+
+    def optimiser_settings(self) -> tuple[float, float, tuple[float, float]]:
+        raise NotImplementedError
+
+    def d_loss(self, real: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Return the loss terms of the D step; key ``d_total`` is what gets minimised."""
+        raise NotImplementedError
+
+    def g_loss(self) -> dict[str, torch.Tensor]:
+        """Return the loss terms of the G step; key ``g_total`` is what gets minimised."""
+        raise NotImplementedError
+
+    # -- shared machinery ---------------------------------------------------------------------
+    def sample_codes(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """(n, code_dim) unit Gaussian codes: [z | private code]."""
+        return torch.randn(n, self.code_dim, generator=generator).to(self.device)
+
+    def autocast(self) -> contextlib.AbstractContextManager[Any]:
+        """bf16 autocast on CUDA when supported (no GradScaler needed); full precision otherwise."""
+        if self.device.type == "cuda" and torch.cuda.is_bf16_supported():
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def layers(self, codes: torch.Tensor, ema: bool = False) -> tuple[torch.Tensor, ...]:
+        """(B, F, mask) for ``codes``; the mask is sigmoid of the logits, in float32."""
+        bg, fg = (self.ema_bg, self.ema_fg) if ema else (self.bg, self.fg)
+        b = bg(codes[:, : self.z_dim])
+        f, logits = fg(codes)
+        return b, f, torch.sigmoid(logits.float())
+
+    def bg_prior_loss(self, background: torch.Tensor) -> torch.Tensor | None:
+        if self.segmenter is None or self.bg_weight <= 0:
+            return None
+        return background_prior(self.segmenter(background))
+
+    def set_segmenter(self, segmenter: nn.Module | None, weight: float) -> None:
+        """Freeze ``segmenter`` and use it for L_bg in every later G step (None turns it off)."""
+        if segmenter is not None:
+            segmenter = segmenter.to(self.device).eval().requires_grad_(False)
+        self.segmenter = segmenter
+        self.bg_weight = weight if segmenter is not None else 0.0
+
+    def step(self, real: torch.Tensor) -> dict[str, torch.Tensor]:
+        """One D step and one G step; returns detached loss terms (no host sync here)."""
+        real = real.to(self.device, non_blocking=True).contiguous(memory_format=CHANNELS_LAST)
+        self._train_mode(True)
+        self.disc.requires_grad_(True)
+        for m in self.d_extra.values():
+            m.requires_grad_(True)
+        self.opt_d.zero_grad(set_to_none=True)
+        with self.autocast():
+            d_terms = self.d_loss(real)
+        d_terms["d_total"].backward()
+        self.opt_d.step()
+
+        self.disc.requires_grad_(False)
+        for m in self.d_extra.values():
+            m.requires_grad_(False)
+        self.opt_g.zero_grad(set_to_none=True)
+        with self.autocast():
+            g_terms = self.g_loss()
+        g_terms["g_total"].backward()
+        self.opt_g.step()
+        self.steps_done += 1
+        self.update_ema()
+        return {k: v.detach().float() for k, v in {**d_terms, **g_terms}.items()}
+
+    def update_ema(self) -> None:
+        """EMA of G weights; the decay ramps up early so the EMA is not stuck near the init."""
+        t = self.steps_done
+        decay = min(self.config.ema_decay, (1 + t) / (10 + t))
+        with torch.no_grad():
+            for live, ema in ((self.bg, self.ema_bg), (self.fg, self.ema_fg)):
+                for p_ema, p in zip(ema.parameters(), live.parameters(), strict=True):
+                    p_ema.lerp_(p, 1 - decay)
+                for b_ema, b in zip(ema.buffers(), live.buffers(), strict=True):
+                    b_ema.copy_(b)
+
+    @torch.no_grad()
+    def sample(self, codes: torch.Tensor, ema: bool = True) -> Sample:
+        """Generate without perturbation, for previews, statistics and segmenter pairs."""
+        was_training = self.bg.training
+        self._train_mode(False)
+        try:
+            with self.autocast():
+                b, f, m = self.layers(codes.to(self.device), ema=ema)
+            b, f = b.float(), f.float()
+            return Sample(b, f, m, composite(b, f, m))
+        finally:
+            self._train_mode(was_training)
+
+    def _train_mode(self, on: bool) -> None:
+        for m in self._trained_modules().values():
+            m.train(on)
+
+    def _trained_modules(self) -> dict[str, nn.Module]:
+        return {"bg": self.bg, "fg": self.fg, "disc": self.disc, **self.g_extra, **self.d_extra}
+
+    def state_dict(self) -> dict[str, Any]:
+        state: dict[str, Any] = {k: m.state_dict() for k, m in self._trained_modules().items()}
+        state["ema_bg"] = self.ema_bg.state_dict()
+        state["ema_fg"] = self.ema_fg.state_dict()
+        state["opt_g"] = self.opt_g.state_dict()
+        state["opt_d"] = self.opt_d.state_dict()
+        state["steps_done"] = self.steps_done
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for k, m in self._trained_modules().items():
+            m.load_state_dict(state[k])
+        self.ema_bg.load_state_dict(state["ema_bg"])
+        self.ema_fg.load_state_dict(state["ema_fg"])
+        self.opt_g.load_state_dict(state["opt_g"])
+        self.opt_d.load_state_dict(state["opt_d"])
+        self.steps_done = int(state["steps_done"])
+
+    def parameters_g(self) -> Iterator[nn.Parameter]:
+        yield from self.bg.parameters()
+        yield from self.fg.parameters()

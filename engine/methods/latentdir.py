@@ -1,0 +1,365 @@
+"""Latent-direction segmenter (Melas-Kyriazi et al. 2022) on the generator of a finished Peel run.
+
+No new GAN is trained: the composite generator G of an existing layered-GAN run (its EMA weights,
+G(z) = ``LayeredGan.sample(codes).composite``) is probed for a latent direction v that changes the
+brightness of the object and of the background in opposite ways while keeping every edge in place.
+Such a direction exists when the generator has internally separated object from background, and
+then "where did the image get brighter?" is a mask. Two directions are found (object lighter, object
+darker); a pixel is object where G(z + εv_l) is brighter than G(z + εv_d). The (G(z), mask) pairs
+are refined and a UNet is fitted on them, as for the layered GANs.
+
+Conventions here (the paper's text leaves them open): the brightness loss is −λ⟨gray(G(z+εv)), r⟩
+averaged over pixels, so λ > 0 brightens the centre; the edge loss is the MSE of Sobel magnitudes
+divided by the mean squared magnitude of G(z) (scale-free, whatever the generator's contrast);
+ε = ``epsilon_scale`` · √dim so the step is a fixed fraction of a typical code's length (the paper
+used ε of a few units for a 120-d code).
+
+Entry point: ``run_latentdir(LatentDirConfig(generator_run=..., out=...), control)``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import time
+import traceback
+from collections.abc import Generator, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from engine.atomic import write_json, write_with
+from engine.compose import composite
+from engine.config import RunConfig
+from engine.control import RunControl
+from engine.data import to_uint8
+from engine.device import configure_cpu_threads, describe, pick_device
+from engine.events import (
+    Event,
+    Failed,
+    Finished,
+    Losses,
+    PhaseChanged,
+    Preview,
+    Progress,
+    Started,
+    WarningEvent,
+)
+from engine.methods import LayeredGan, build_method
+from engine.train import checkpoint as ckpt
+from engine.train.checkpoint import CheckpointError
+from engine.train.previews import write_grid
+
+log = logging.getLogger(__name__)
+
+METHOD = "latentdir"
+REPORT_EVERY = 10
+LUMA = (0.299, 0.587, 0.114)
+# Share of a --minutes budget spent finding the two directions (the rest fits the UNet).
+DIRECTION_SHARE = 0.3
+
+
+class LatentDirError(Exception):
+    """A failure with a message meant for the user."""
+
+
+@dataclass(frozen=True)
+class LatentDirConfig:
+    """``generator_run``: a finished ilgan/perturbgan run folder whose generator is reused."""
+
+    generator_run: str
+    out: str
+    minutes: float | None = None
+    steps: int | None = None  # UNet fit steps in steps mode
+    direction_steps: int = 300  # per direction, steps mode (paper: 1000 on a GPU)
+    batch: int = 16
+    lam: float = 5.0
+    epsilon_scale: float = 0.5
+    lr: float = 0.05
+    max_coverage: float = 0.5
+    min_component_share: float = 0.2
+    min_change: float = 0.05  # mean |gray_l − gray_d| below this: the shift did nothing
+    segmenter_batch: int = 32
+    device: str = "auto"
+    seed: int = 0
+    preview_count: int = 8
+    method: str = METHOD
+
+    def __post_init__(self) -> None:
+        if (self.minutes is None) == (self.steps is None):
+            raise ValueError("give exactly one of minutes or steps")
+        if self.minutes is not None and self.minutes <= 0:
+            raise ValueError("minutes must be positive")
+        if self.steps is not None and self.steps < 1:
+            raise ValueError("steps must be at least 1")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# -- the pieces (pure functions, tested on their own) -------------------------------------------
+def gray(x: torch.Tensor) -> torch.Tensor:
+    """(N, 3, H, W) in [-1, 1] -> (N, H, W) luma in [-1, 1]."""
+    w = torch.tensor(LUMA, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
+    return (x * w).sum(1)
+
+
+def sobel_edges(x: torch.Tensor) -> torch.Tensor:
+    """Squared Sobel gradient magnitude summed over channels: (N, C, H, W) -> (N, H, W)."""
+    k = torch.tensor([[1.0, 0.0, -1.0], [2.0, 0.0, -2.0], [1.0, 0.0, -1.0]], device=x.device)
+    kernels = torch.stack([k, k.t()]).unsqueeze(1).to(x.dtype)  # (2, 1, 3, 3)
+    n, c, h, w = x.shape
+    g = F.conv2d(F.pad(x.reshape(n * c, 1, h, w), (1, 1, 1, 1), mode="replicate"), kernels)
+    return (g**2).sum(1).view(n, c, h, w).sum(1)
+
+
+def radial_prior(h: int, w: int, device: torch.device | str = "cpu") -> torch.Tensor:
+    """(H, W): +1 at the centre falling linearly to −1 at the corners."""
+    yy, xx = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32),
+                            indexing="ij")
+    d = torch.sqrt((yy - (h - 1) / 2) ** 2 + (xx - (w - 1) / 2) ** 2)
+    return (1 - 2 * d / d.max().clamp_min(1e-6)).to(device)
+
+
+def generate(method: LayeredGan, codes: torch.Tensor) -> torch.Tensor:
+    """G(codes): the EMA composite, differentiable w.r.t. the codes (``sample`` is no-grad)."""
+    b, f, m = method.layers(codes, ema=True)
+    return composite(b.float(), f.float(), m)
+
+
+def direction_loss(
+    method: LayeredGan, codes: torch.Tensor, v: torch.Tensor, eps: float, lam: float,
+    base: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    unit = v / v.norm().clamp_min(1e-8)
+    shifted = generate(method, codes + eps * unit)
+    if base is None:
+        with torch.no_grad():
+            base = generate(method, codes)
+    e0, e1 = sobel_edges(base), sobel_edges(shifted)
+    edges = ((e1 - e0) ** 2).mean() / (e0**2).mean().clamp_min(1e-8)
+    r = radial_prior(*shifted.shape[-2:], device=shifted.device)
+    brightness = (gray(shifted) * r).mean()
+    loss = edges - lam * brightness
+    return loss, {"edges": float(edges.detach()), "brightness": float(brightness.detach())}
+
+
+@torch.no_grad()
+def direction_masks(
+    method: LayeredGan, codes: torch.Tensor, v_light: torch.Tensor, v_dark: torch.Tensor, eps: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(images G(z), binary masks (N, 1, H, W), brightness change per sample (N,))."""
+    image = method.sample(codes).composite
+    light = gray(method.sample(codes + eps * v_light).composite)
+    dark = gray(method.sample(codes + eps * v_dark).composite)
+    mask = (light > dark).float().unsqueeze(1)
+    change = (light - dark).abs().mean(dim=(1, 2))
+    return image, mask, change
+
+
+def refine_mask(mask: np.ndarray, min_share: float) -> np.ndarray:
+    """Drop connected components of at most ``min_share`` × the largest one."""
+    binary = (mask >= 0.5).astype(np.uint8)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
+    if count <= 2:
+        return binary.astype(np.float32)
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    keep = np.flatnonzero(areas > min_share * areas.max()) + 1
+    return np.isin(labels, keep).astype(np.float32)
+
+
+def refine_pairs(
+    images: torch.Tensor, masks: torch.Tensor, change: torch.Tensor, config: LatentDirConfig
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The paper's three refinements, then the shared filter against empty/odd masks."""
+    from engine.segmenter.pairs import filter_pairs
+
+    cleaned = torch.from_numpy(np.stack([refine_mask(m, config.min_component_share)
+                                         for m in masks[:, 0].cpu().numpy()])).unsqueeze(1)
+    coverage = cleaned.mean(dim=(1, 2, 3))
+    keep = (coverage <= config.max_coverage) & (change.cpu() >= config.min_change)
+    keep &= filter_pairs(images, cleaned).cpu()
+    return images[keep.to(images.device)], cleaned[keep].to(images.device)
+
+
+# -- loading a run's generator ------------------------------------------------------------------
+def load_generator(run_dir: str | Path, device: torch.device) -> tuple[LayeredGan, dict[str, Any]]:
+    """The layered GAN of a run folder, from its newest checkpoint (the finished generator)."""
+    run_dir = Path(run_dir)
+    found = ckpt.list_checkpoints(run_dir)
+    if not found:
+        raise LatentDirError(f"{run_dir} has no checkpoints: train an ilgan or perturbgan run first")
+    payload = ckpt.load(found[-1])
+    try:
+        config = RunConfig.from_dict(payload["config"])
+    except (KeyError, ValueError, TypeError) as exc:
+        raise LatentDirError(f"{run_dir} is not a layered-GAN run (ilgan or perturbgan): {exc}") from exc
+    method = build_method(config, device)
+    method.load_state_dict(payload["method"])
+    info = {"generator_run": str(run_dir), "generator_method": config.method,
+            "generator_step": int(payload["step"]), "size": config.size,
+            "source": Path(config.folder).name}
+    return method, info
+
+
+# -- the pipeline -------------------------------------------------------------------------------
+def run_latentdir(config: LatentDirConfig, control: RunControl | None = None) -> Iterator[Event]:
+    """Find the two directions, build the synthetic set, fit the UNet, save ``segmenter.pt``."""
+    job = _Job(config, control or RunControl())
+    try:
+        yield from job.execute()
+    except Exception as exc:
+        log.error("latent-direction run failed: %s", exc, exc_info=True)
+        known = isinstance(exc, (LatentDirError, CheckpointError))
+        yield Failed(step=job.step, error=str(exc) if known else f"{type(exc).__name__}: {exc}",
+                     traceback=traceback.format_exc())
+
+
+class _Job:
+    def __init__(self, config: LatentDirConfig, control: RunControl) -> None:
+        self.config = config
+        self.control = control
+        self.out = Path(config.out)
+        self.step = 0
+
+    def execute(self) -> Generator[Event, None, None]:
+        from engine.nets.unet import UNet
+        from engine.segmenter.fit import fit_unet
+        from engine.segmenter.model import save_segmenter
+
+        cfg = self.config
+        configure_cpu_threads()
+        device, device_warning = pick_device(cfg.device)
+        torch.manual_seed(cfg.seed)
+        np.random.seed(cfg.seed)
+        random.seed(cfg.seed)
+        method, info = load_generator(cfg.generator_run, device)
+        self.method, self.info = method, info
+        dim = method.code_dim
+        self.eps = cfg.epsilon_scale * math.sqrt(dim)
+        write_json(self.out / "config.json", {**cfg.to_dict(), **info})
+        yield Started(step=0, device=describe(device), method=METHOD, phase="directions",
+                      config={**cfg.to_dict(), **info}, total_steps=cfg.steps)
+        yield WarningEvent(0, f"reusing the generator of {info['generator_run']} "
+                           f"({info['generator_method']}, step {info['generator_step']}); "
+                           "no GAN is trained", kind="info")
+        if device_warning:
+            yield WarningEvent(0, device_warning)
+
+        total_s = cfg.minutes * 60 if cfg.minutes is not None else None
+        dir_budget = total_s * DIRECTION_SHARE / 2 if total_s is not None else None
+        directions = {}
+        for name, lam in (("light", cfg.lam), ("dark", -cfg.lam)):
+            v = yield from self._find(name, lam, dir_budget)
+            directions[name] = v
+            if self.control.stop_requested:
+                yield Finished(self.step, str(self.out), stopped=True, summary={"method": METHOD})
+                return
+        write_with(self.out / "directions.pt", lambda fh: torch.save(
+            {"light": directions["light"].cpu(), "dark": directions["dark"].cpu(), "epsilon": self.eps}, fh))
+        self.v_light, self.v_dark = directions["light"], directions["dark"]
+        yield self._preview()
+        keep_rate = self._keep_rate()
+        if keep_rate < 0.05:
+            yield WarningEvent(self.step, f"only {keep_rate:.0%} of the synthetic masks pass the "
+                               "refinement; the segmenter trains on unrefined masks where needed")
+
+        seg_budget = total_s * (1 - DIRECTION_SHARE) if total_s is not None else None
+        unet = yield from fit_unet(self._sampler(), UNet(), device, seg_budget, cfg.steps,
+                                   cfg.segmenter_batch, self.control, "segmenter", self.step)
+        if self.control.stop_requested:
+            yield Finished(self.step, str(self.out), stopped=True, summary={"method": METHOD})
+            return
+        save_segmenter(self.out / "segmenter.pt", unet, info["size"], METHOD, info["source"])
+        summary = {"method": METHOD, **info, "keep_rate": round(keep_rate, 4),
+                   "epsilon": round(self.eps, 4),
+                   "cosine_light_dark": float(F.cosine_similarity(self.v_light, self.v_dark, dim=0))}
+        write_json(self.out / "summary.json", summary)
+        yield Finished(self.step, str(self.out), stopped=False, summary=summary)
+
+    def _find(self, name: str, lam: float, budget_s: float | None) -> Generator[Event, None, torch.Tensor]:
+        """Adam on an unconstrained vector, used through its unit direction."""
+        cfg, method = self.config, self.method
+        phase = f"direction-{name}"
+        yield PhaseChanged(self.step, phase, f"searching the object-{name}er latent direction")
+        gen = torch.Generator().manual_seed(cfg.seed + (1 if lam > 0 else 2))
+        v = torch.randn(method.code_dim, generator=gen).to(method.device).requires_grad_(True)
+        opt = torch.optim.Adam([v], lr=cfg.lr)
+        start, done, active = time.perf_counter(), 0, 0.0
+        while True:
+            if budget_s is not None and active >= budget_s:
+                break
+            if budget_s is None and done >= cfg.direction_steps:
+                break
+            if self.control.wait_if_paused():
+                break
+            t0 = time.perf_counter()
+            codes = method.sample_codes(cfg.batch)
+            loss, parts = direction_loss(method, codes, v, self.eps, lam)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            done += 1
+            self.step += 1
+            active += time.perf_counter() - t0
+            if done % REPORT_EVERY == 0 or done == 1:
+                yield Losses(self.step, phase, {"loss": float(loss.detach()), **parts})
+                total = budget_s if budget_s is not None else None
+                frac = active / total if total else done / cfg.direction_steps
+                rate = done / max(active, 1e-9)
+                eta = (max(0.0, total - active) if total
+                       else (cfg.direction_steps - done) / rate)
+                yield Progress(self.step, phase, rate, active, eta, min(1.0, frac))
+        log.info("%s: %d steps in %.1f s", phase, done, time.perf_counter() - start)
+        return (v / v.norm()).detach()
+
+    def _sampler(self) -> Any:
+        cfg, method = self.config, self.method
+
+        def sample(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+            images, masks, got = [], [], 0
+            for _ in range(8):
+                img, mask, change = direction_masks(method, method.sample_codes(2 * n),
+                                                    self.v_light, self.v_dark, self.eps)
+                img, mask = refine_pairs(img, mask, change, cfg)
+                images.append(img)
+                masks.append(mask)
+                got += len(img)
+                if got >= n:
+                    break
+            if got < n:  # too few pass: fill with unrefined pairs rather than stall
+                img, mask, _ = direction_masks(method, method.sample_codes(n - got),
+                                               self.v_light, self.v_dark, self.eps)
+                images.append(img)
+                masks.append(mask)
+            return torch.cat(images)[:n], torch.cat(masks)[:n]
+
+        return sample
+
+    def _keep_rate(self, n: int = 64) -> float:
+        codes = self.method.sample_codes(n, torch.Generator().manual_seed(self.config.seed + 3))
+        img, mask, change = direction_masks(self.method, codes, self.v_light, self.v_dark, self.eps)
+        kept, _ = refine_pairs(img, mask, change, self.config)
+        return len(kept) / n
+
+    def _preview(self) -> Preview:
+        """Rows: G(z + εv_dark), G(z + εv_light), mask, G(z)."""
+        method, n = self.method, self.config.preview_count
+        codes = method.sample_codes(n, torch.Generator().manual_seed(self.config.seed + 4))
+        image, mask, _ = direction_masks(method, codes, self.v_light, self.v_dark, self.eps)
+        arrays = {
+            "background": to_uint8(method.sample(codes + self.eps * self.v_dark).composite),
+            "foreground": to_uint8(method.sample(codes + self.eps * self.v_light).composite),
+            "mask": to_uint8(mask * 2 - 1),
+            "composite": to_uint8(image),
+        }
+        path = self.out / "previews" / "directions.png"
+        write_grid(path, arrays)
+        return Preview(self.step, **arrays, coverage=float(mask.mean()), path=str(path))
+

@@ -1,0 +1,1 @@
+"""The trainer: ``train(config, control)`` yields events; see runner.py for the pipeline."""

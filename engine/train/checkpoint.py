@@ -1,0 +1,112 @@
+"""Checkpoints: everything needed to continue a run exactly, loadable with ``weights_only=True``.
+
+Only tensors, numbers, strings, lists and dicts go inside. RNG states that are not tensors
+(Python's, numpy's) are stored as JSON strings. Files are written atomically, so after a kill -9
+every ``step-*.pt`` on disk is complete; a file that still fails to load is reported by name.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from engine.atomic import write_with
+
+log = logging.getLogger(__name__)
+
+SCHEMA = 1
+KIND = "peel-run"
+_NAME = re.compile(r"^step-(\d{7,})\.pt$")
+
+
+class CheckpointError(Exception):
+    """A checkpoint is missing, corrupt or not a Peel run checkpoint; the message says which."""
+
+
+def checkpoint_dir(run_dir: Path) -> Path:
+    return Path(run_dir) / "checkpoints"
+
+
+def step_path(run_dir: Path, step: int) -> Path:
+    return checkpoint_dir(run_dir) / f"step-{step:07d}.pt"
+
+
+def good_path(run_dir: Path) -> Path:
+    return checkpoint_dir(run_dir) / "good.pt"
+
+
+def list_checkpoints(run_dir: Path) -> list[Path]:
+    """Rolling checkpoints, oldest first."""
+    folder = checkpoint_dir(run_dir)
+    if not folder.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := _NAME.match(p.name))]
+    return [p for _, p in sorted(found)]
+
+
+def capture_rng(data_rng: np.random.Generator) -> dict[str, Any]:
+    legacy = np.random.get_state()
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "python": json.dumps(_listify(random.getstate())),
+        "numpy": json.dumps([legacy[0], legacy[1].tolist(), *legacy[2:]]),
+        "data": json.dumps(data_rng.bit_generator.state),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng(state: dict[str, Any], data_rng: np.random.Generator) -> None:
+    torch.set_rng_state(state["torch"])
+    version, internal, gauss = json.loads(state["python"])
+    random.setstate((version, tuple(internal), gauss))
+    name, keys, pos, has_gauss, cached = json.loads(state["numpy"])
+    np.random.set_state((name, np.array(keys, dtype=np.uint32), pos, has_gauss, cached))
+    data_rng.bit_generator.state = json.loads(state["data"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _listify(value: Any) -> Any:
+    return [_listify(v) for v in value] if isinstance(value, tuple) else value
+
+
+def save(path: Path, payload: dict[str, Any]) -> None:
+    write_with(path, lambda fh: torch.save({"schema": SCHEMA, "kind": KIND, **payload}, fh))
+
+
+def load(path: Path) -> dict[str, Any]:
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError as exc:
+        raise CheckpointError(f"{path}: no such checkpoint") from exc
+    except Exception as exc:
+        raise CheckpointError(
+            f"{path} is corrupt or not a Peel checkpoint ({type(exc).__name__}); "
+            "delete it to resume from an older one, or start a new run"
+        ) from exc
+    if not isinstance(payload, dict) or payload.get("kind") != KIND:
+        raise CheckpointError(f"{path} is not a Peel run checkpoint")
+    if payload.get("schema") != SCHEMA:
+        raise CheckpointError(f"{path}: unsupported checkpoint schema {payload.get('schema')!r}")
+    return payload
+
+
+def save_rolling(run_dir: Path, step: int, payload: dict[str, Any], keep: int, good: bool) -> Path:
+    """Write ``step-N.pt``, copy it to ``good.pt`` when it passed the guard, keep the last ``keep``."""
+    path = step_path(run_dir, step)
+    save(path, payload)
+    if good:
+        write_with(good_path(run_dir), lambda fh: fh.write(path.read_bytes()))
+    for old in list_checkpoints(run_dir)[:-keep]:
+        old.unlink(missing_ok=True)
+    return path
+

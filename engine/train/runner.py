@@ -1,0 +1,488 @@
+"""The training pipeline as one generator of events: the CLI, the GUI and the tests all run this.
+
+Stages, in order (each a sub-generator driven with ``yield from``):
+1. ``bootstrap``: a label-free prior segmenter (GrabCut masks -> UNet), if enabled;
+2. ``gan``: the layered GAN, with L_bg from the prior when there is one;
+3. ``segmenter``: a UNet fitted on filtered synthetic (composite, mask) pairs of the EMA generator;
+4. ``round-K-gan`` / ``round-K-segmenter``: the GAN continued with L_bg from the latest segmenter,
+   then the segmenter refitted.
+
+Everything that goes wrong becomes a ``Failed`` event (never a silent stop). Pause, resume and stop
+are honoured at step boundaries; stop writes a checkpoint first, so ``--resume`` continues at the
+same step. A checkpoint is written at every stage transition, so a resumed run restarts the stage
+it was in (GAN stages continue mid-way).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import random
+import time
+import traceback
+from collections.abc import Generator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from engine import config as config_mod
+from engine.atomic import write_json
+from engine.config import RunConfig
+from engine.control import RunControl
+from engine.data import RandomCropDataset, load_folder
+from engine.device import configure_cpu_threads, describe, pick_device
+from engine.events import (
+    CheckpointSaved,
+    Event,
+    Failed,
+    Finished,
+    Losses,
+    PhaseChanged,
+    Preview,
+    Progress,
+    Started,
+    WarningEvent,
+)
+from engine.methods import LayeredGan, build_method
+from engine.train import checkpoint as ckpt
+from engine.train.checkpoint import CheckpointError
+from engine.train.collapse import MaskStats, Verdict, check, mask_stats, non_finite
+from engine.train.metrics_log import MetricsLog
+from engine.train.previews import sample_arrays, write_grid
+
+log = logging.getLogger(__name__)
+
+GUARD_SAMPLES = 64
+MAX_BAD_FILE_WARNINGS = 10
+
+
+class RunError(Exception):
+    """A failure with a message meant for the user (shown as is, without the exception type)."""
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    kind: str  # "bootstrap" | "gan" | "segmenter"
+    budget_s: float | None  # --minutes mode
+    end_step: int | None  # --steps mode, GAN stages only: the global step to stop at
+
+
+def train(
+    config: RunConfig, control: RunControl | None = None, *, resume: bool = False
+) -> Iterator[Event]:
+    """Run the whole pipeline for ``config``; with ``resume``, continue the run in ``config.out``."""
+    run = _Run(config, control or RunControl())
+    try:
+        yield from run.execute(resume)
+    except Exception as exc:  # every failure reaches the consumer as an event
+        log.error("training failed: %s", exc, exc_info=True)
+        known = isinstance(exc, (RunError, CheckpointError))
+        message = str(exc) if known else f"{type(exc).__name__}: {exc}"
+        yield Failed(step=run.step, error=message, traceback=traceback.format_exc())
+
+
+def segmenter_modules_ready() -> dict[str, bool]:
+    """Which segmenter-stage modules exist (they are written separately; stages gate on them)."""
+    names = {
+        "bootstrap": "engine.segmenter.bootstrap",
+        "fit": "engine.segmenter.fit",
+        "pairs": "engine.segmenter.pairs",
+    }
+    return {k: importlib.util.find_spec(v) is not None for k, v in names.items()}
+
+
+class _Run:
+    def __init__(self, config: RunConfig, control: RunControl) -> None:
+        self.config = config
+        self.control = control
+        self.run_dir = Path(config.out)
+        self.metrics = MetricsLog(self.run_dir / "metrics.jsonl")
+        self.step = 0
+        self.stage_index = 0
+        self.stage_elapsed = 0.0
+        self.restarts = 0
+        self.seed = config.seed
+        self.method: LayeredGan | None = None
+        self.segmenter: Any = None  # the UNet used for L_bg in the current GAN stage
+        self.last_stats: MaskStats | None = None
+        self.last_verdict: tuple[int, Verdict] | None = None
+        self.stage_start_step = 0
+
+    # -- setup ----------------------------------------------------------------------------------
+    def execute(self, resume: bool) -> Generator[Event, None, None]:
+        cfg = self.config
+        configure_cpu_threads()
+        self.device, device_warning = pick_device(cfg.device)
+        payload = self._resume_payload() if resume else None
+        if payload is None and ckpt.list_checkpoints(self.run_dir):
+            raise RunError(
+                f"{self.run_dir} already holds a run; resume it (--resume) or choose a new folder"
+            )
+        write_json(self.run_dir / "config.json", cfg.to_dict())
+
+        self._reseed(self.seed)
+        bad_files: list[str] = []
+        cache = load_folder(cfg.folder, cfg.size, on_bad=lambda b: bad_files.append(f"{b.path}: {b.reason}"))
+        if len(cache) == 0:
+            raise RunError(f"no readable images in {cfg.folder}")
+        self.dataset = RandomCropDataset(cache, cfg.size)
+        self.method = build_method(cfg, self.device)
+        codes_rng = torch.Generator().manual_seed(cfg.seed + 1)
+        self.preview_codes = self.method.sample_codes(cfg.preview_count, codes_rng)
+        self.guard_codes = self.method.sample_codes(GUARD_SAMPLES, codes_rng)
+        self.stages = self._plan()
+
+        if payload is not None:
+            self._restore(payload)
+            self.metrics.truncate_after(self.step)
+        stage_name = self.stages[min(self.stage_index, len(self.stages) - 1)].name
+        yield Started(
+            step=self.step, device=describe(self.device), method=cfg.method, phase=stage_name,
+            config=cfg.to_dict(), total_steps=cfg.steps,
+        )
+        if device_warning:
+            yield WarningEvent(self.step, device_warning)
+        for line in bad_files[:MAX_BAD_FILE_WARNINGS]:
+            yield WarningEvent(self.step, f"skipped {line}", kind="bad-file")
+        if len(bad_files) > MAX_BAD_FILE_WARNINGS:
+            yield WarningEvent(self.step, f"skipped {len(bad_files)} unreadable files in all", kind="bad-file")
+        for warning in self._gate_warnings():
+            yield WarningEvent(self.step, warning)
+
+        if payload is not None:
+            self._load_stage_segmenter()
+        while self.stage_index < len(self.stages):
+            stage = self.stages[self.stage_index]
+            yield PhaseChanged(self.step, stage.name)
+            if stage.kind == "gan":
+                yield from self._gan_stage(stage)
+            elif stage.kind == "bootstrap":
+                yield from self._bootstrap_stage(stage)
+            else:
+                yield from self._segmenter_stage(stage)
+            if self.control.stop_requested:
+                yield self._checkpoint(good=False)
+                yield Finished(self.step, str(self.run_dir), stopped=True, summary=self._summary())
+                return
+            self.stage_index += 1
+            self.stage_elapsed = 0.0
+            self.stage_start_step = self.step
+            yield self._checkpoint(good=self._healthy_now())
+        yield Finished(self.step, str(self.run_dir), stopped=False, summary=self._summary())
+
+    def _resume_payload(self) -> dict[str, Any] | None:
+        saved_path = self.run_dir / "config.json"
+        if not saved_path.exists():
+            raise RunError(f"nothing to resume in {self.run_dir} (no config.json)")
+        try:
+            saved = RunConfig.from_dict(json.loads(saved_path.read_text(encoding="utf-8")))
+        except (ValueError, TypeError) as exc:
+            raise RunError(f"{saved_path} is not a valid run configuration ({exc})") from exc
+        problems = config_mod.resume_mismatch(saved, self.config)
+        if problems:
+            raise RunError("cannot resume: the run was trained differently (" + "; ".join(problems) + ")")
+        found = ckpt.list_checkpoints(self.run_dir)
+        if not found:
+            return None  # killed before the first checkpoint: start again from step 0
+        return ckpt.load(found[-1])
+
+    def _restore(self, payload: dict[str, Any]) -> None:
+        assert self.method is not None
+        self.method.load_state_dict(payload["method"])
+        ckpt.restore_rng(payload["rng"], self.data_rng)
+        self.step = int(payload["step"])
+        self.stage_index = min(int(payload["stage_index"]), len(self.stages))
+        self.stage_elapsed = float(payload["stage_elapsed"])
+        self.stage_start_step = int(payload["stage_start_step"])
+        self.restarts = int(payload["restarts"])
+        self.seed = int(payload["seed"])
+
+    def _reseed(self, seed: int) -> None:
+        torch.manual_seed(seed)
+        np.random.seed(seed % 2**32)
+        random.seed(seed)
+        self.data_rng = np.random.default_rng(seed)
+
+    def _plan(self) -> list[Stage]:
+        """Stages and their budgets; fractions are renormalised over the stages that run."""
+        cfg, pipe = self.config, self.config.pipeline
+        ready = segmenter_modules_ready()
+        use_boot = pipe.bootstrap and ready["bootstrap"]
+        use_seg = pipe.segmenter and ready["fit"] and ready["pairs"]
+        rounds = pipe.rounds if use_seg else 0
+        split = pipe.split
+        weights = {"bootstrap": split.bootstrap if use_boot else 0.0, "gan": split.gan,
+                   "segmenter": split.segmenter if use_seg else 0.0,
+                   "rounds": split.rounds if rounds else 0.0}
+        total_w = sum(weights.values())
+        total_s = cfg.minutes * 60 if cfg.minutes is not None else None
+
+        def budget(weight: float) -> float | None:
+            return None if total_s is None else total_s * weight / total_w
+
+        stages = []
+        if use_boot:
+            stages.append(Stage("bootstrap", "bootstrap", budget(weights["bootstrap"]) or pipe.bootstrap_s, None))
+        stages.append(Stage("gan", "gan", budget(weights["gan"]), cfg.steps))
+        if use_seg:
+            stages.append(Stage("segmenter", "segmenter", budget(weights["segmenter"]), None))
+        round_steps = max(1, int(pipe.round_gan_fraction * cfg.steps)) if cfg.steps else 0
+        for k in range(1, rounds + 1):
+            share = weights["rounds"] / rounds
+            end = cfg.steps + k * round_steps if cfg.steps else None
+            stages.append(Stage(f"round-{k}-gan", "gan", budget(share * 2 / 3), end))
+            stages.append(Stage(f"round-{k}-segmenter", "segmenter", budget(share / 3), None))
+        return stages
+
+    def _gate_warnings(self) -> list[str]:
+        pipe, ready = self.config.pipeline, segmenter_modules_ready()
+        out = []
+        if pipe.bootstrap and not ready["bootstrap"]:
+            out.append("bootstrap prior not available in this build (engine.segmenter.bootstrap); skipped")
+        if pipe.segmenter and not (ready["fit"] and ready["pairs"]):
+            out.append("segmenter fitting not available in this build (engine.segmenter.fit); skipped")
+        return out
+
+    # -- GAN stage ------------------------------------------------------------------------------
+    def _gan_stage(self, stage: Stage) -> Generator[Event, None, None]:
+        cfg, method = self.config, self.method
+        assert method is not None
+        method.set_segmenter(self.segmenter, cfg.pipeline.bg_weight)
+        start = time.perf_counter() - self.stage_elapsed
+        window_t, window_step = time.perf_counter(), self.step
+        rate = 0.0
+        while not self._stage_done(stage, time.perf_counter() - start):
+            if self.control.stop_requested:
+                break
+            if self.control.paused:
+                paused_at = time.perf_counter()
+                stop = self.control.wait_if_paused()
+                start += time.perf_counter() - paused_at  # paused time is not training time
+                window_t += time.perf_counter() - paused_at
+                if stop:
+                    break
+            real = self.dataset.sample_batch(cfg.batch, self.data_rng)
+            losses = method.step(real)
+            self.step += 1
+            self.stage_elapsed = time.perf_counter() - start
+            done = self._stage_done(stage, self.stage_elapsed)
+            if self.step % cfg.log_every == 0 or done:
+                now = time.perf_counter()
+                rate = (self.step - window_step) / max(now - window_t, 1e-9)
+                window_t, window_step = now, self.step
+                values = {k: float(v) for k, v in losses.items()}
+                yield Losses(self.step, stage.name, values)
+                yield self._progress(stage, rate)
+                restored = yield from self._guard(stage, values)
+                if restored:
+                    start = time.perf_counter() - self.stage_elapsed
+                    continue
+            if self.step % cfg.preview_every == 0:
+                yield self._preview()
+            if self.step % cfg.checkpoint_every == 0:
+                restored = yield from self._guard(stage, None)
+                if restored:
+                    start = time.perf_counter() - self.stage_elapsed
+                    continue
+                yield self._checkpoint(good=self._healthy_now())
+        yield self._preview()
+
+    def _stage_done(self, stage: Stage, elapsed: float) -> bool:
+        if stage.end_step is not None:
+            return self.step >= stage.end_step
+        return stage.budget_s is not None and elapsed >= stage.budget_s
+
+    def _progress(self, stage: Stage, rate: float) -> Progress:
+        if stage.end_step is not None:
+            remaining = stage.end_step - self.step
+            eta = remaining / rate if rate > 0 else None
+            span = stage.end_step - self.stage_start_step
+            fraction = 1 - remaining / span if span > 0 else 1.0
+        else:
+            budget = stage.budget_s or 0.0
+            eta = max(0.0, budget - self.stage_elapsed)
+            fraction = min(1.0, self.stage_elapsed / budget) if budget else None
+        return Progress(self.step, stage.name, rate, self.stage_elapsed, eta, fraction)
+
+    def _health(self, values: dict[str, float] | None) -> tuple[Verdict, MaskStats]:
+        """Guard verdict for the current step (NaN losses first, then mask statistics)."""
+        assert self.method is not None
+        stats = stats_of(self.method, self.guard_codes)
+        self.last_stats = stats
+        bad = non_finite(values) if values is not None else None
+        verdict = Verdict(False, bad) if bad else check(stats, self.step, self.config.guard)
+        self.last_verdict = (self.step, verdict)
+        return verdict, stats
+
+    def _healthy_now(self) -> bool:
+        if self.last_verdict is None or self.last_verdict[0] != self.step:
+            self._health(None)
+        assert self.last_verdict is not None
+        return self.last_verdict[1].ok
+
+    def _guard(self, stage: Stage, values: dict[str, float] | None) -> Generator[Event, None, bool]:
+        """Check health, log metrics; on collapse restore the good checkpoint (True if restored)."""
+        if values is None and self.last_verdict is not None and self.last_verdict[0] == self.step:
+            verdict = self.last_verdict[1]
+        else:
+            verdict, stats = self._health(values)
+            record = {"step": self.step, "phase": stage.name, "time": round(self.stage_elapsed, 2)}
+            record.update(values or {})
+            record.update({f"mask_{k}": v for k, v in stats.to_dict().items()})
+            if self.segmenter is not None:
+                record["s_bg"] = self._segmenter_on_background()
+            self.metrics.append(record)
+        if verdict.ok:
+            return False
+        yield from self._recover(verdict.reason)
+        return True
+
+    def _recover(self, reason: str) -> Generator[Event, None, None]:
+        limit = self.config.guard.max_restarts
+        self.restarts += 1
+        if self.restarts > limit:
+            raise RunError(
+                f"training collapsed {self.restarts} times (last: {reason} at step {self.step}); "
+                "try another --seed, --method or a smaller --size"
+            )
+        self.seed = self.config.seed + 1000 * self.restarts
+        good = ckpt.good_path(self.run_dir)
+        old_step = self.step
+        if good.exists():
+            payload = ckpt.load(good)
+            assert self.method is not None
+            self.method.load_state_dict(payload["method"])
+            self.step = int(payload["step"])
+            where = f"restored the good checkpoint of step {self.step}"
+        else:
+            self.method = build_method(self.config, self.device)
+            self.method.set_segmenter(self.segmenter, self.config.pipeline.bg_weight)
+            self.step = self.stage_start_step
+            where = f"restarted from scratch at step {self.step}"
+        self._reseed(self.seed)
+        self.last_verdict = None
+        message = (
+            f"collapse at step {old_step}: {reason}; {where} with seed {self.seed} "
+            f"(recovery {self.restarts} of {limit})"
+        )
+        log.warning(message)
+        self.metrics.append({"step": self.step, "event": "recovered", "reason": reason, "from_step": old_step})
+        yield WarningEvent(self.step, message, kind="collapse")
+
+    def _segmenter_on_background(self) -> float:
+        """Layer-assignment diagnostic: how much object the segmenter finds in the backgrounds."""
+        assert self.method is not None
+        sample = self.method.sample(self.guard_codes[:16])
+        with torch.no_grad():
+            return float(torch.sigmoid(self.segmenter(sample.background)).mean())
+
+    def _preview(self) -> Preview:
+        assert self.method is not None
+        sample = self.method.sample(self.preview_codes, ema=True)
+        arrays = sample_arrays(sample)
+        path = self.run_dir / "previews" / f"step-{self.step:07d}.png"
+        write_grid(path, arrays)
+        return Preview(self.step, **arrays, coverage=float(sample.mask.mean()), path=str(path))
+
+    def _checkpoint(self, good: bool) -> CheckpointSaved:
+        assert self.method is not None
+        payload = {
+            "config": self.config.to_dict(),
+            "step": self.step,
+            "stage_index": self.stage_index,
+            "stage": self.stages[min(self.stage_index, len(self.stages) - 1)].name,
+            "stage_elapsed": self.stage_elapsed,
+            "stage_start_step": self.stage_start_step,
+            "restarts": self.restarts,
+            "seed": self.seed,
+            "method": self.method.state_dict(),
+            "rng": ckpt.capture_rng(self.data_rng),
+        }
+        path = ckpt.save_rolling(self.run_dir, self.step, payload, self.config.keep_checkpoints, good)
+        return CheckpointSaved(self.step, str(path), good=good)
+
+    def _summary(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"steps": self.step, "restarts": self.restarts}
+        if self.last_stats is not None:
+            out.update({f"mask_{k}": v for k, v in self.last_stats.to_dict().items()})
+        return out
+
+    # -- segmenter stages -----------------------------------------------------------------------
+    def _bootstrap_stage(self, stage: Stage) -> Generator[Event, None, None]:
+        from engine.segmenter.bootstrap import bootstrap_prior
+
+        # bootstrap_prior writes (and on resume reuses) RUN_DIR/bootstrap/prior.pt itself.
+        prior = yield from bootstrap_prior(
+            self.dataset.cache, self.run_dir, self.config.size, self.device,
+            stage.budget_s or self.config.pipeline.bootstrap_s, self.control, self.step,
+        )
+        if not self.control.stop_requested:
+            self.segmenter = prior
+
+    def _segmenter_stage(self, stage: Stage) -> Generator[Event, None, None]:
+        from engine.nets.unet import UNet
+        from engine.segmenter.bootstrap import prior_config
+        from engine.segmenter.fit import fit_unet
+        from engine.segmenter.model import save_segmenter
+
+        steps = None if stage.budget_s is not None else self.config.pipeline.segmenter_steps
+        unet = yield from fit_unet(
+            self._pair_sampler(), UNet(prior_config()), self.device, stage.budget_s, steps,
+            self.config.pipeline.segmenter_batch, self.control, stage.name, self.step,
+        )
+        if self.control.stop_requested:
+            return
+        save_segmenter(self.run_dir / "segmenter.pt", unet, self.config.size, self.config.method,
+                       Path(self.config.folder).name)
+        self.segmenter = unet
+
+    def _pair_sampler(self) -> Any:
+        from engine.segmenter.pairs import filter_pairs
+
+        method = self.method
+        assert method is not None
+
+        def sample(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+            """n filtered (composite, mask) pairs from the EMA generator; unfiltered if too few pass."""
+            images, masks, got = [], [], 0
+            for _ in range(8):
+                s = method.sample(method.sample_codes(2 * n))
+                keep = filter_pairs(s.composite, s.mask).to(s.mask.device)
+                images.append(s.composite[keep])
+                masks.append(s.mask[keep])
+                got += int(keep.sum())
+                if got >= n:
+                    break
+            if got < n:
+                s = method.sample(method.sample_codes(n - got))
+                images.append(s.composite)
+                masks.append(s.mask)
+            return torch.cat(images)[:n], torch.cat(masks)[:n]
+
+        return sample
+
+    def _prior_path(self) -> Path:
+        return self.run_dir / "bootstrap" / "prior.pt"
+
+    def _load_stage_segmenter(self) -> None:
+        """After a resume: the segmenter the current stage uses for L_bg (prior or latest fit)."""
+        from engine.segmenter.model import load_segmenter
+
+        done = {s.kind for s in self.stages[: self.stage_index]}
+        path = None
+        if "segmenter" in done and (self.run_dir / "segmenter.pt").exists():
+            path = self.run_dir / "segmenter.pt"
+        elif "bootstrap" in done and self._prior_path().exists():
+            path = self._prior_path()
+        if path is not None:
+            self.segmenter, _ = load_segmenter(path, self.device)
+
+
+def stats_of(method: LayeredGan, codes: torch.Tensor) -> MaskStats:
+    """Mask statistics of the live generator (not the EMA: the guard must see collapse early)."""
+    return mask_stats(method.sample(codes, ema=False).mask)
