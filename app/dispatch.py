@@ -32,9 +32,9 @@ def dispatch(w: MainWindow, ev: object) -> None:
             w.plots.add_losses(ev.step, ev.values, ev.phase)
         case Preview():
             w.preview.add(ev)
-            w.plots.add_coverage(ev.step, ev.coverage)
+            w.plots.add_preview_coverage(ev.step, ev.coverage)
         case Started():
-            w.device_label.setText(f"device: {ev.device}")
+            w.show_device(ev.device)
             w.log.add(f"Started {ev.method} on {ev.device} (phase {ev.phase}, step {ev.step})")
         case PhaseChanged():
             w.log.add(f"Phase: {ev.phase}" + (f" · {ev.detail}" if ev.detail else ""))

@@ -37,7 +37,8 @@ class MetricsPlots(QWidget):
         super().__init__(parent)
         pg.setConfigOptions(antialias=False)
         self.loss_plot = pg.PlotWidget(title="Losses")
-        self.loss_plot.addLegend(offset=(-4, 4), labelTextSize="8pt")
+        self.loss_plot.addLegend(offset=(4, 2), colCount=4, labelTextSize="8pt",
+                                 brush=pg.mkBrush(0, 0, 0, 170))
         self.cov_plot = pg.PlotWidget(title="Mean mask coverage")
         self.cov_plot.setYRange(0, 1, padding=0.02)
         self.cov_plot.enableAutoRange(axis="y", enable=False)
@@ -49,9 +50,16 @@ class MetricsPlots(QWidget):
             plot.setLabel("bottom", "step")
         self.cov_plot.setXLink(self.loss_plot)
         self.losses: dict[str, Series] = {}
-        self.coverage = Series()
+        self.coverage = Series()  # training batches (the method reports it with its losses)
+        self.preview_coverage = Series()  # the EMA generator on the fixed preview codes
         self._curves: dict[str, pg.PlotDataItem] = {}
-        self._cov_curve = self.cov_plot.plot(pen=pg.mkPen("#5fd068", width=2))
+        self.cov_plot.addLegend(offset=(4, 2), colCount=2, labelTextSize="8pt",
+                                brush=pg.mkBrush(0, 0, 0, 170))
+        self._cov_curve = self.cov_plot.plot(pen=pg.mkPen("#5fd068", width=1.5),
+                                             name="training batch")
+        self._preview_cov_curve = self.cov_plot.plot(
+            pen=pg.mkPen("#f1a54e", width=2), symbol="o", symbolSize=5,
+            symbolBrush="#f1a54e", name="preview (EMA)")
         self._dirty = False
         self.redraws = 0
         layout = QHBoxLayout(self)
@@ -72,7 +80,9 @@ class MetricsPlots(QWidget):
         self._curves.clear()
         self.losses.clear()
         self.coverage = Series()
+        self.preview_coverage = Series()
         self._cov_curve.setData([], [])
+        self._preview_cov_curve.setData([], [])
 
     def add_losses(self, step: int, values: dict[str, float], phase: str = "") -> None:
         for name, value in values.items():
@@ -86,8 +96,8 @@ class MetricsPlots(QWidget):
             series.append(step, value)
         self._dirty = True
 
-    def add_coverage(self, step: int, coverage: float) -> None:
-        self.coverage.append(step, coverage)
+    def add_preview_coverage(self, step: int, coverage: float) -> None:
+        self.preview_coverage.append(step, coverage)
         self._dirty = True
 
     @Slot()
@@ -102,4 +112,5 @@ class MetricsPlots(QWidget):
                 curve = self._curves[name] = self.loss_plot.plot(pen=pen, name=name)
             curve.setData(*series.view())
         self._cov_curve.setData(*self.coverage.view())
+        self._preview_cov_curve.setData(*self.preview_coverage.view())
         self.redraws += 1

@@ -216,8 +216,7 @@ class MainWindow(QMainWindow):
             self.report_failure("Invalid settings", str(exc))
             return
         warning = engine_calls.device_warning(self.training.options()["device"])
-        if warning:
-            self.log.add(warning, "warning")
+        if warning:  # the engine logs it too (a WarningEvent); the status bar says it at once
             self.statusBar().showMessage(warning, 15000)
         self.run_dir = run_dir
         self.run_complete = False
@@ -268,6 +267,16 @@ class MainWindow(QMainWindow):
         self.resume_dir = self.run_dir if resumable else None
         self._sync_start()
         self.refresh_results()
+
+    def show_device(self, device: str) -> None:
+        """The device from the Started event; on CPU, with the threads training really uses."""
+        if device.startswith("cpu") and self.session is not None:
+            n = self.session.torch_threads
+            device = f"cpu ({n} training thread{'s' if n > 1 else ''}, 1 core kept for the window)" \
+                if n < (os.cpu_count() or 1) else f"cpu ({n} threads)"
+        no_cuda = self.training.device.currentText() == "cuda" and not device.startswith("cuda")
+        self.device_label.setText(f"device: {device}" + (" · CUDA not available" if no_cuda else ""))
+        self.device_label.setStyleSheet("color: #d04040; font-weight: bold" if no_cuda else "")
 
     def refresh_results(self) -> None:
         """Point the viewer at the run's newest segmenter (during training too)."""

@@ -10,7 +10,6 @@ import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-import threading  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Iterator  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -129,6 +128,8 @@ def make_window(qtbot, settings, prompter, tmp_path):
     yield make
     for w in made:
         prompter.answer = True
+        session = w.session
         w.close()
         assert w.session is None
-    assert not [t for t in threading.enumerate() if t.name.startswith("peel")]
+        assert session is None or not session.is_running()
+        assert w.jobs.running() == 0

@@ -32,7 +32,7 @@ def test_pause_holds_resume_continues_stop_checkpoints(make_window, tiny_demo_fo
     assert w.session is not None
     _wait_step(qtbot, w, 40)
     qtbot.waitUntil(lambda: w.preview.redraws > 0 and w.plots.redraws > 0, timeout=3000)
-    assert "fake" in w.device_label.text()
+    assert w.device_label.text().startswith("device: cpu (")
     assert any("unreadable" in t for t in w.log.texts("warning"))
 
     w.training.pause_button.click()
@@ -138,3 +138,18 @@ def test_settings_persist(make_window, settings):
     assert w2.training.size.currentData() == 32
     assert w2.training.by_steps.isChecked() and w2.training.steps.value() == 123
     assert w2.training.options()["steps"] == 123
+
+
+def test_cuda_requested_without_cuda_is_flagged(make_window, tiny_demo_folder, qtbot):
+    import torch
+
+    if torch.cuda.is_available():
+        return  # nothing to warn about on a CUDA machine
+    w = make_window(trainer=scripted_trainer(step_s=0.003))
+    w.open_folder(str(tiny_demo_folder))
+    w.training.device.setCurrentText("cuda")
+    w.training.start_button.click()
+    assert "CUDA" in w.statusBar().currentMessage()
+    qtbot.waitUntil(lambda: "CUDA not available" in w.device_label.text(), timeout=5000)
+    w.stop_training()
+    qtbot.waitUntil(lambda: w.session is None, timeout=5000)
