@@ -131,6 +131,7 @@ class RunConfig:
     minutes: float | None = None
     steps: int | None = None
     device: str = "auto"
+    threads: int | None = None  # CPU threads for torch; None = every core
     seed: int = 0
     ema_decay: float = 0.999
     log_every: int = 25

@@ -12,7 +12,7 @@ from engine.config import GuardConfig, NetConfig, PipelineConfig, RunConfig
 def tiny_config(folder: Path, out: Path, **overrides: Any) -> RunConfig:
     base = RunConfig(
         folder=str(folder), out=str(out), method="ilgan", size=32, batch=4, steps=6,
-        device="cpu", seed=3, log_every=2, preview_every=4, checkpoint_every=2,
+        device="cpu", threads=1, seed=3, log_every=2, preview_every=4, checkpoint_every=2,
         preview_count=3, net=NetConfig(g_width=8, d_width=8, z_dim=16),
         guard=GuardConfig(grace_steps=1000),
         pipeline=PipelineConfig(bootstrap=False, segmenter=False, rounds=0),

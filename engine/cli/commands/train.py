@@ -28,6 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, help="CPU threads for torch (default: every core)")
     p.add_argument("--resume", action="store_true", help="continue the run in RUN_DIR")
     p.add_argument("--no-bootstrap", action="store_true", help="skip the GrabCut-based prior")
     p.set_defaults(func=run)
@@ -45,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
         config = RunConfig(
             folder=str(args.folder), out=str(args.out), method=args.method, size=args.size,
             batch=args.batch, minutes=minutes, steps=args.steps, device=args.device,
-            seed=args.seed,
+            seed=args.seed, threads=args.threads,
         )
         if args.no_bootstrap:
             config = replace(config, pipeline=replace(PipelineConfig(), bootstrap=False))
