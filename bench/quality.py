@@ -231,6 +231,12 @@ def main(argv: list[str] | None = None) -> int:
         "generous --minutes, the figure then does not depend on how busy the CPU is)",
     )
     ap.add_argument("--no-refine", action="store_true", help="skip the GrabCut-refined figures")
+    ap.add_argument(
+        "--grabcut-masks",
+        type=Path,
+        help="score these GrabCut masks (from `peel baseline grabcut FOLDER DIR`) instead of "
+        "computing them again",
+    )
     ap.add_argument("--device", default="auto")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument(
@@ -295,9 +301,11 @@ def main(argv: list[str] | None = None) -> int:
             report[f"{name}_refined"] = summary(evaluate_folders(ref_dir, args.gt, args.ignore))
 
     t1 = time.perf_counter()
-    gc_dir = out / "pred-grabcut"
-    grabcut_folder(args.folder, gc_dir)
-    report["timings_s"]["grabcut"] = round(time.perf_counter() - t1, 1)
+    gc_dir = args.grabcut_masks or out / "pred-grabcut"
+    if args.grabcut_masks is None:
+        grabcut_folder(args.folder, gc_dir)
+        report["timings_s"]["grabcut"] = round(time.perf_counter() - t1, 1)
+    report["grabcut_masks"] = str(gc_dir)
     report["grabcut"] = summary(evaluate_folders(gc_dir, args.gt, args.ignore))
 
     main_name = "segmenter" if "segmenter" in scored else "bootstrap"
