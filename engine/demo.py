@@ -223,6 +223,6 @@ def make_demo_folder(
         "masks": "masks",
     }
     write_json(root / "demo.json", stats)
-    log.info("wrote %d demo images (%d px) to %s, mean coverage %.3f",
+    log.debug("wrote %d demo images (%d px) to %s, mean coverage %.3f",
              count, size, root, stats["mean_coverage"])
     return stats
