@@ -35,7 +35,8 @@ def dispatch(w: MainWindow, ev: object) -> None:
             w.plots.add_preview_coverage(ev.step, ev.coverage)
         case Started():
             w.show_device(ev.device)
-            w.log.add(f"Started {ev.method} on {ev.device} (phase {ev.phase}, step {ev.step})")
+            shown = w.device_label.text().removeprefix("device: ")
+            w.log.add(f"Started {ev.method} on {shown} (phase {ev.phase}, step {ev.step})")
         case PhaseChanged():
             w.log.add(f"Phase: {ev.phase}" + (f" · {ev.detail}" if ev.detail else ""))
             w.training.progress.setFormat(f"{ev.phase} · step {ev.step}")

@@ -174,7 +174,7 @@ class TrainingPanel(QGroupBox):
     def show_resume(self, run_dir: str | None) -> None:
         """Start resumes ``run_dir`` when given (method and size are then those of the run)."""
         self.start_button.setText("Resume run" if run_dir else "Start")
-        self.resume_label.setText(f"Resumes run {Path(run_dir).name}" if run_dir else "")
+        self.resume_label.setText(f"Start resumes run “{Path(run_dir).name}”" if run_dir else "")
         self.resume_label.setToolTip(run_dir or "")
         self.resume_label.setVisible(bool(run_dir))
         self.new_run_button.setVisible(bool(run_dir) and self.start_button.isEnabled())
@@ -193,6 +193,12 @@ class TrainingPanel(QGroupBox):
         else:
             opts["steps"] = self.steps.value()
         return opts
+
+    def reset_progress(self, text: str = "idle") -> None:
+        self.progress.setRange(0, 1000)
+        self.progress.setValue(0)
+        self.progress.setFormat(text)
+        self.rate_label.setText(" ")
 
     def show_progress(self, step: int, fraction: float | None, steps_per_s: float,
                       eta_s: float | None, phase: str) -> None:
