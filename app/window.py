@@ -172,7 +172,7 @@ class MainWindow(QMainWindow):
         self.resume_dir = run_dir
         self.run_dir = run_dir
         self.training.apply_config(config)
-        self.training.reset_progress(f"run {Path(run_dir).name}")
+        self.training.reset_progress()
         self.results.set_run(run_dir, self._photos())
         if self.results.predictor is not None:
             self.tabs.setCurrentWidget(self.results)
