@@ -7,7 +7,8 @@ and a learned method that does not beat it is not worth its minutes. The ground 
 for scoring, never for training.
 
 Runs live in ``OUT/<method>/``; a run that already has ``segmenter.pt`` is reused, so a comparison
-can be extended or re-scored without training again. ``latentdir`` needs a layered-GAN generator:
+can be extended or re-scored without training again; one with checkpoints but no segmenter (an
+interrupted comparison) is resumed. ``latentdir`` needs a layered-GAN generator:
 it reuses ``OUT/ilgan`` (else ``OUT/perturbgan``), training ilgan first when neither exists.
 """
 
@@ -77,21 +78,24 @@ class Row:
 
 # -- training -----------------------------------------------------------------------------------
 def _events_for(method: str, cfg: CompareConfig, run_dir: Path, gan_run: Path | None) -> Iterator[Event]:
+    from engine.train.checkpoint import list_checkpoints
+
     over = cfg.overrides.get(method, {})
     budget = {"minutes": cfg.minutes, "steps": cfg.steps}
+    resume = bool(list_checkpoints(run_dir))  # an interrupted run continues where it stopped
     if method in GAN_FOR_LATENTDIR:
         from engine.config import RunConfig
         from engine.train.runner import train
 
         config = RunConfig(folder=cfg.folder, out=str(run_dir), method=method, size=cfg.size,
                            device=cfg.device, seed=cfg.seed, **budget)
-        return train(replace(config, **over), RunControl())
+        return train(replace(config, **over), RunControl(), resume=resume)
     if method == "redo":
         from engine.methods.redo import RedoConfig, train_redo
 
         redo = RedoConfig(folder=cfg.folder, out=str(run_dir), size=cfg.size, device=cfg.device,
                           seed=cfg.seed, **budget)
-        return train_redo(replace(redo, **over), RunControl())
+        return train_redo(replace(redo, **over), RunControl(), resume=resume)
     from engine.methods.latentdir import LatentDirConfig, run_latentdir
 
     assert gan_run is not None
