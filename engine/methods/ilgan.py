@@ -47,27 +47,26 @@ class IlGan(LayeredGan):
         ramp = min(1.0, self.steps_done / k.mi_ramp_steps) if k.mi_ramp_steps > 0 else 1.0
         return k.mi_weight * ramp
 
-    def _fake(self, n: int) -> tuple[torch.Tensor, ...]:
+    def make_fake(self, n: int) -> dict[str, torch.Tensor]:
         k = self.config.ilgan
         codes = self.sample_codes(n)
         b, f, m = self.layers(codes)
         fm = random_affine(torch.cat([f, m.to(f.dtype)], 1), k.max_shift, k.max_rotate_deg, k.max_scale)
         f_p, m_p = fm[:, :3], fm[:, 3:4]
-        return codes[:, self.z_dim :], b, m, m_p, composite(b, f_p, m_p)
+        return {"c": codes[:, self.z_dim :], "b": b, "m": m, "m_p": m_p,
+                "fake": composite(b, f_p, m_p)}
 
-    def d_loss(self, real: torch.Tensor) -> dict[str, torch.Tensor]:
-        with torch.no_grad():
-            c, _, _, _, fake = self._fake(real.shape[0])
+    def d_loss(self, real: torch.Tensor, fake: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         real_scores, _ = self.disc(diff_augment(real))
-        fake_scores, feats = self.disc(diff_augment(fake))
+        fake_scores, feats = self.disc(diff_augment(fake["fake"].detach()))
         adv = hinge_d(real_scores, fake_scores)
-        mi = code_regression(self.d_extra["head_x"](feats), c)
+        mi = code_regression(self.d_extra["head_x"](feats), fake["c"])
         return {"d_total": adv + self.mi_weight() * mi, "d_adv": adv, "mi_x_d": mi}
 
-    def g_loss(self) -> dict[str, torch.Tensor]:
+    def g_loss(self, fake: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         k = self.config.ilgan
-        c, b, m, m_p, fake = self._fake(self.config.batch)
-        scores, feats = self.disc(diff_augment(fake))
+        c, b, m, m_p = fake["c"], fake["b"], fake["m"], fake["m_p"]
+        scores, feats = self.disc(diff_augment(fake["fake"]))
         adv = hinge_g(scores)
         mi_x = code_regression(self.d_extra["head_x"](feats), c)
         mi_m = code_regression(self.g_extra["head_m"](m_p), c)

@@ -24,18 +24,16 @@ class PerturbGan(LayeredGan):
         k = self.config.perturbgan
         return k.lr_g, k.lr_d, (k.beta1, k.beta2)
 
-    def _fake(self, n: int) -> tuple[torch.Tensor, ...]:
+    def make_fake(self, n: int) -> dict[str, torch.Tensor]:
         k = self.config.perturbgan
         b, f, m = self.layers(self.sample_codes(n))
         b_j = contrast_jitter(b, k.contrast_low, k.contrast_high)
         fm = random_shift(torch.cat([f, m.to(f.dtype)], 1), k.max_shift)
-        return b, m, composite(b_j, fm[:, :3], fm[:, 3:4])
+        return {"b": b, "m": m, "fake": composite(b_j, fm[:, :3], fm[:, 3:4])}
 
-    def d_loss(self, real: torch.Tensor) -> dict[str, torch.Tensor]:
+    def d_loss(self, real: torch.Tensor, fake: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         k = self.config.perturbgan
-        with torch.no_grad():
-            _, _, fake = self._fake(real.shape[0])
-        real_a, fake_a = diff_augment(real), diff_augment(fake)
+        real_a, fake_a = diff_augment(real), diff_augment(fake["fake"].detach())
         real_scores, _ = self.disc(real_a)
         fake_scores, _ = self.disc(fake_a)
         adv = wgan_d(real_scores, fake_scores, k.drift)
@@ -44,10 +42,10 @@ class PerturbGan(LayeredGan):
             gp = gradient_penalty(lambda x: self.disc(x)[0], real_a.float(), fake_a.float())
         return {"d_total": adv + k.gp_weight * gp, "d_adv": adv, "gp": gp}
 
-    def g_loss(self) -> dict[str, torch.Tensor]:
+    def g_loss(self, fake: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         k = self.config.perturbgan
-        b, m, fake = self._fake(self.config.batch)
-        scores, _ = self.disc(diff_augment(fake))
+        b, m = fake["b"], fake["m"]
+        scores, _ = self.disc(diff_augment(fake["fake"]))
         adv = -scores.mean()
         size = min_size_hinge(m, k.eta)
         binar = binarization(m)
