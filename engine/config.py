@@ -49,6 +49,7 @@ class IlganConfig:
     max_coverage: float = 0.6
     min_coverage: float = 0.1
     coverage_weight: float = 2.0
+    border_weight: float = 1.0  # mask mass on the image border (wrong-layer guard)
     max_shift: float = 0.125  # fraction of the side
     max_rotate_deg: float = 10.0
     max_scale: float = 0.1  # scale in [1 - s, 1 + s]

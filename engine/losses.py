@@ -55,6 +55,20 @@ def max_size_hinge(mask: torch.Tensor, cap: float) -> torch.Tensor:
     return F.relu(coverage(mask) - cap).mean()
 
 
+def border_mass(mask: torch.Tensor, ring_fraction: float = 1 / 16) -> torch.Tensor:
+    """Mean mask value on the outer ring of the image.
+
+    Against the wrong layer assignment (the background layer draws the object and the mask takes
+    the surroundings, so the mask hugs the frame): photos of "one kind of thing" rarely have the
+    object along the whole border, so a small cost on mask mass there tips the choice.
+    """
+    h, w = mask.shape[-2:]
+    r = max(1, int(round(min(h, w) * ring_fraction)))
+    ring = torch.ones(h, w, dtype=torch.bool, device=mask.device)
+    ring[r : h - r, r : w - r] = False
+    return mask[..., ring].float().mean()
+
+
 def code_regression(pred: torch.Tensor, code: torch.Tensor) -> torch.Tensor:
     """InfoGAN bound for a continuous code with a fixed-variance Gaussian posterior (= MSE / 2)."""
     return 0.5 * ((pred.float() - code.float()) ** 2).sum(dim=1).mean()

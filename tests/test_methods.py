@@ -100,3 +100,12 @@ def test_config_round_trips_through_json_and_rejects_typos():
         RunConfig.from_dict({**cfg.to_dict(), "sizee": 3})
     with pytest.raises(ValueError, match="method"):
         RunConfig(folder="f", out="o", method="nope", steps=1)
+
+
+def test_border_mass_penalises_a_mask_that_hugs_the_frame():
+    from engine.losses import border_mass
+
+    centred = torch.zeros(1, 1, 32, 32)
+    centred[..., 8:24, 8:24] = 1
+    assert float(border_mass(centred)) == 0.0
+    assert float(border_mass(1 - centred)) == 1.0

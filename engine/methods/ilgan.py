@@ -15,6 +15,7 @@ from engine.augment import diff_augment, random_affine
 from engine.compose import composite
 from engine.losses import (
     binarization,
+    border_mass,
     code_regression,
     hinge_d,
     hinge_g,
@@ -72,13 +73,16 @@ class IlGan(LayeredGan):
         mi_m = code_regression(self.g_extra["head_m"](m_p), c)
         binar = binarization(m)
         size = max_size_hinge(m, k.max_coverage) + min_size_hinge(m, k.min_coverage)
+        border = border_mass(m)
         total = (
             adv
             + self.mi_weight() * (mi_x + mi_m)
             + k.binarize_weight * binar
             + k.coverage_weight * size
+            + k.border_weight * border
         )
-        terms = {"g_adv": adv, "mi_x": mi_x, "mi_m": mi_m, "binarize": binar, "size": size}
+        terms = {"g_adv": adv, "mi_x": mi_x, "mi_m": mi_m, "binarize": binar, "size": size,
+                 "border": border}
         bg = self.bg_prior_loss(b)
         if bg is not None:
             total = total + self.bg_weight * bg
