@@ -164,7 +164,13 @@ def test_cancelled_run_resumes_to_the_same_bytes_as_a_clean_run(tmp_path: Path, 
     assert len(outputs(out)) == first.written, "no partial or extra files after a cancel"
     assert [p.processed for p in seen] == sorted(p.processed for p in seen)
 
+    missing = sorted({f"photo_{i:03d}.png" for i in range(24)} - set(outputs(out)))[0]
+    leftover = out / f".{missing}.k3j_x9.png"  # what a kill during a write leaves
+    leftover.write_bytes(b"half a png")
+    unrelated = out / ".notes.txt"
+    unrelated.write_text("a user's hidden file")
     second = export_masks(session, src, out, options)
+    assert not leftover.exists() and unrelated.exists()
     assert not second.cancelled
     assert (second.skipped, second.written) == (first.written, 24 - first.written)
     assert outputs(out) == outputs(tmp_path / "clean")

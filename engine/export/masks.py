@@ -221,6 +221,31 @@ def plan_jobs(
     return jobs, clashes
 
 
+def remove_stale_temps(jobs: list[Job]) -> int:
+    """Delete temp files a killed run left for these outputs (``.NAME.png.XXXX.png``).
+
+    ``engine.atomic`` writes ``.{name}.{random}{suffix}`` beside the target; only names that
+    belong to this run's own outputs are touched, so other shards and other files are safe
+    (running the same shard twice at once is not supported).
+    """
+    names: dict[Path, set[str]] = {}
+    for job in jobs:
+        names.setdefault(job.out.parent, set()).add(job.out.name)
+    removed = 0
+    for folder, wanted in names.items():
+        if not folder.is_dir():
+            continue
+        for entry in folder.iterdir():
+            parts = entry.name[1:].rsplit(".", 2)
+            if entry.name.startswith(".") and len(parts) == 3 and parts[0] in wanted:
+                if entry.is_file() and entry.name.endswith(".png"):
+                    entry.unlink(missing_ok=True)
+                    removed += 1
+    if removed:
+        log.info("removed %d temp files left by an interrupted run", removed)
+    return removed
+
+
 def _load(job: Job, size: int, stride: int, keep_rgb: bool) -> _Prepared | BadFile:
     try:
         rgb = read_rgb(job.src)
@@ -309,6 +334,7 @@ def export_masks(
     jobs, clashes = plan_jobs(in_path, out_path, options.recursive, options.shard)
     runner = _open_model(model, options.device)
     todo = jobs if options.overwrite else [j for j in jobs if not j.out.exists()]
+    remove_stale_temps(todo)
     skipped = len(jobs) - len(todo)
     summary = Summary(
         total=len(jobs) + len(clashes),
