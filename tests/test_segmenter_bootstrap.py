@@ -64,8 +64,10 @@ def test_prior_trained_saved_and_masks_cached(
 
     # Without prior.pt (e.g. stopped mid-training) it retrains but GrabCuts nothing again.
     prior.unlink()
-    events, _ = run(bootstrap_prior(cache, run_dir, 32, cpu, 1.0, RunControl(), 0))
+    # (With a step cap: a generous budget, and it still ends after 2 steps.)
+    events, _ = run(bootstrap_prior(cache, run_dir, 32, cpu, 600.0, RunControl(), 0, steps=2))
     assert not any("GrabCut masks for" in d for d in details(events))
+    assert [e.step for e in events if isinstance(e, Progress)][-1] == 2
     assert [m.stat().st_mtime_ns for m in masks] == mtimes
     assert prior.exists()
 

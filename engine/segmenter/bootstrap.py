@@ -257,7 +257,7 @@ def bootstrap_prior(
 
     remaining = max(budget_s - (time.perf_counter() - t0), 0.1 * budget_s)
     sample = make_sampler(images, mask_arr, size)
-    unet = yield from fit_unet(sample, unet, device, remaining, None, BATCH, control, PHASE, step0)
+    unet = yield from fit_unet(sample, unet, device, remaining, steps, BATCH, control, PHASE, step0)
     unet.eval().requires_grad_(False)
     if not control.stop_requested:
         source = cache.paths[0].parent.name if cache.paths else ""
