@@ -32,7 +32,7 @@ MIN_LR_FRACTION = 0.05
 
 
 def dice_loss(logits: torch.Tensor, target: torch.Tensor, eps: float = 1.0) -> torch.Tensor:
-    """1 − soft Dice per image, averaged: pushes whole-object overlap, not just per-pixel odds."""
+    """1 − soft Dice per image, averaged: whole-object overlap rather than per-pixel odds."""
     prob = torch.sigmoid(logits).flatten(1)
     t = target.flatten(1)
     inter = (prob * t).sum(1)
@@ -59,7 +59,7 @@ def fit_unet(
     phase: str,
     step0: int,
     lr: float = 2e-3,
-    dice_weight: float = 0.5,
+    dice_weight: float = 0.0,
     augment: AugmentConfig | None = AugmentConfig(),
 ) -> Generator[Event, None, UNet]:
     """Train ``unet`` in place; yields events, returns the net in eval mode.
@@ -109,7 +109,9 @@ def fit_unet(
         logits = logits.float()
         bce = F.binary_cross_entropy_with_logits(logits, masks)
         loss = bce
-        dice = dice_loss(logits, masks) if dice_weight > 0 else torch.zeros((), device=device)
+        # Dice is always reported (an overlap figure the user can read) but not trained on by
+        # default: on horses it did not help (bench/RESULTS.md, segmenter ablation).
+        dice = dice_loss(logits, masks)
         if dice_weight > 0:
             loss = loss + dice_weight * dice
         opt.zero_grad(set_to_none=True)
