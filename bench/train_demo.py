@@ -29,6 +29,9 @@ def main() -> None:
     ap.add_argument("--count", type=int, default=200)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE",
+                    help="override a method field, e.g. ilgan.max_coverage=0.4")
     args = ap.parse_args()
     folder = args.out / "demo"
     if not (folder / "demo.json").exists():
@@ -37,8 +40,14 @@ def main() -> None:
     cfg = RunConfig(
         folder=str(folder), out=str(args.out / "run"), method=args.method, size=args.size,
         minutes=args.minutes, device="cpu", threads=args.threads, seed=args.seed,
+        batch=args.batch,
         pipeline=replace(PipelineConfig(), bootstrap=False, segmenter=False, rounds=0),
     )
+    for item in args.set:
+        key, value = item.split("=", 1)
+        section, name = key.split(".")
+        part = getattr(cfg, section)
+        cfg = replace(cfg, **{section: replace(part, **{name: type(getattr(part, name))(value)})})
     t0 = time.time()
     last_preview, warnings, end = None, [], None
     for ev in train(cfg):
@@ -56,7 +65,8 @@ def main() -> None:
     ]
     tail = [c["mask_coverage"] for c in curve[-5:]]
     print(json.dumps({
-        "method": args.method, "size": args.size, "minutes": args.minutes,
+        "method": args.method, "size": args.size, "minutes": args.minutes, "set": args.set,
+        "batch": args.batch,
         "true_mean_coverage": truth, "final_coverage_mean_last5": sum(tail) / max(len(tail), 1),
         "steps": end.step if end else None, "wall_s": round(time.time() - t0, 1),
         "ended": type(end).__name__, "error": getattr(end, "error", None),

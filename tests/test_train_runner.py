@@ -168,3 +168,11 @@ def test_cli_progress_output(tiny_demo_folder, tmp_path):
     assert consume(tiny_config(tiny_demo_folder, tmp_path / "run", steps=2), False, out) == 0
     text = out.getvalue()
     assert "training ilgan on cpu" in text and "it/s" in text and "finished at step 2" in text
+
+
+def test_cli_rejects_a_missing_folder_with_exit_code_2(tmp_path, capsys):
+    from engine.cli.main import main
+
+    assert main(["train", str(tmp_path / "nope"), "--out", str(tmp_path / "run"), "--steps", "1"]) == 2
+    assert "not a folder" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
