@@ -42,7 +42,10 @@ def test_check_names_each_collapse():
     for words, stats in cases.items():
         verdict = check(stats, 200, GUARD)
         assert not verdict.ok and words in verdict.reason, (words, verdict)
-        assert check(stats, 50, GUARD).ok  # grace period: masks start grey and blobby
+        assert check(stats, 10, GUARD).ok  # grace period: masks start grey and blobby
+    # Shape checks wait for the whole grace period; empty/full masks only for a quarter of it.
+    assert check(cases["grey"], 50, GUARD).ok and check(cases["background layer"], 50, GUARD).ok
+    assert not check(cases["all foreground"], 50, GUARD).ok
 
 
 def test_non_finite_statistics_and_losses_always_fail():

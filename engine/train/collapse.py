@@ -70,12 +70,17 @@ def check(stats: MaskStats, step: int, guard: GuardConfig) -> Verdict:
     values = (stats.coverage, stats.binariness, stats.border, stats.centre)
     if not all(math.isfinite(v) for v in values):
         return Verdict(False, "mask statistics are not finite")
-    if step < guard.grace_steps:
+    # An empty or full mask is a collapse well before the shapes settle (perturbgan on the demo
+    # folder was all foreground by step 175), so coverage is checked from a quarter of the grace on:
+    # otherwise a collapsed generator would be saved as the "good" checkpoint to restore.
+    if step < guard.grace_steps // 4:
         return Verdict(True)
     if stats.coverage < guard.min_coverage:
         return Verdict(False, f"mask emptied (coverage {stats.coverage:.3f}): all background")
     if stats.coverage > guard.max_coverage:
         return Verdict(False, f"mask filled the image (coverage {stats.coverage:.3f}): all foreground")
+    if step < guard.grace_steps:
+        return Verdict(True)
     if stats.binariness < guard.min_binariness:
         return Verdict(False, f"mask stays grey (binariness {stats.binariness:.2f})")
     if stats.border_excess > guard.max_border_excess:
