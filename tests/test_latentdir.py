@@ -67,7 +67,7 @@ def test_direction_search_lowers_its_loss_and_gives_masks(tiny_demo_folder: Path
         loss.backward()
         opt.step()
     last, parts = direction_loss(method, codes, v, eps, 5.0)
-    assert float(last) < first
+    assert float(last.detach()) < first
     assert parts["brightness"] > 0  # the light direction brightens the centre
     unit = (v / v.norm()).detach()
     _, masks, change = direction_masks(method, codes, unit, -unit, eps)
