@@ -252,6 +252,10 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr
     )
 
+    if args.grabcut_masks is not None and not args.grabcut_masks.is_dir():
+        ap.error(
+            f"--grabcut-masks: not a folder: {args.grabcut_masks}"
+        )  # before minutes of training
     torch.manual_seed(args.seed)
     out = args.out or Path("/tmp") / f"peel-quality-{args.folder.resolve().name}"
     run_dir = out / "run"
