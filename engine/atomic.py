@@ -14,6 +14,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
 
 @contextlib.contextmanager
 def atomic_path(target: str | os.PathLike[str], suffix: str | None = None) -> Iterator[Path]:
@@ -32,6 +35,8 @@ def atomic_path(target: str | os.PathLike[str], suffix: str | None = None) -> It
     )
     os.close(fd)
     tmp_path = Path(tmp)
+    # mkstemp creates 0600; outputs should get the usual permissions (0666 minus the umask).
+    os.chmod(tmp_path, 0o666 & ~_UMASK)
     try:
         yield tmp_path
         os.replace(tmp_path, target)
