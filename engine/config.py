@@ -13,7 +13,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any
 
-METHODS = ("ilgan", "perturbgan")
+METHODS = ("ilgan", "perturbgan", "redo")
 SIZES = (32, 64, 128)
 
 
@@ -119,6 +119,9 @@ class PipelineConfig:
     segmenter_steps: int = 400  # segmenter fit steps in --steps mode
     segmenter_batch: int = 32
     round_gan_fraction: float = 0.25  # each round's GAN steps, as a fraction of --steps
+    # Segmenter stages trust generated pairs only when the prior agrees with their masks.
+    min_agreement: float = 0.5
+    real_mix: float = 0.5  # share of prior-labelled real photos in a batch when pairs are trusted
     split: StageSplit = field(default_factory=StageSplit)
 
 

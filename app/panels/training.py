@@ -30,6 +30,8 @@ METHOD_TIPS = {
     "mask, so an empty mask cannot win (recommended).",
     "perturbgan": "PerturbGAN: the foreground is shifted at random; a mask-size hinge keeps the "
     "mask from vanishing. Simpler, more prone to collapse.",
+    "redo": "ReDO: a mask net segments your photos directly and each region is redrawn from "
+    "noise; the mask net itself becomes the segmenter (no GrabCut prior, no GAN rounds).",
 }
 
 

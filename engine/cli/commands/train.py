@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TextIO
 
 from engine.cli.errors import CliError
+from engine.config import METHODS
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -20,7 +21,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("folder", type=Path, metavar="FOLDER", help="folder of photos (never modified)")
     p.add_argument("--out", type=Path, required=True, metavar="RUN_DIR", help="run folder")
-    p.add_argument("--method", choices=["ilgan", "perturbgan"], default="ilgan")
+    p.add_argument(
+        "--method", choices=list(METHODS), default="ilgan",
+        help="ilgan: improved layered GAN (default); perturbgan: PerturbGAN; "
+        "redo: ReDO (its mask net is the segmenter)",
+    )
     p.add_argument("--size", type=int, choices=[32, 64, 128], default=64)
     budget = p.add_mutually_exclusive_group()
     budget.add_argument("--minutes", type=float, help="time budget for the whole pipeline")

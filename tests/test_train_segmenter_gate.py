@@ -1,0 +1,71 @@
+"""The segmenter stage trusts generated pairs only when the label-free judge agrees with them."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from train_helpers import run_all, tiny_config
+
+from engine.config import PipelineConfig
+from engine.events import Failed, Finished, WarningEvent
+from engine.segmenter.model import load_segmenter
+from engine.train import runner
+
+PIPE = PipelineConfig(bootstrap=False, segmenter=True, rounds=1, segmenter_steps=2,
+                      segmenter_batch=4, round_gan_fraction=0.5, min_agreement=0.5)
+
+
+def _sources(run_dir):
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return [r for r in rows if r.get("event") == "segmenter-source"]
+
+
+@pytest.mark.parametrize("agreement, trusted", [(0.1, False), (0.9, True)])
+def test_round_uses_generated_pairs_only_when_the_judge_agrees(
+    tiny_demo_folder, tmp_path, monkeypatch, agreement, trusted
+):
+    monkeypatch.setattr(runner._Run, "_agreement_with", lambda self, judge, n=64: agreement)
+    cfg = tiny_config(tiny_demo_folder, tmp_path / "run", steps=4, pipeline=PIPE)
+    events = run_all(cfg)
+    assert not [e.error for e in events if isinstance(e, Failed)]
+    assert isinstance(events[-1], Finished)
+    sources = _sources(tmp_path / "run")
+    # The first fit has no judge yet (no prior); the round's fit is judged by the first segmenter.
+    assert [s["stage"] for s in sources] == ["segmenter", "round-1-segmenter"]
+    assert sources[0]["agreement"] is None and sources[0]["gan_pairs"] is True
+    assert sources[1]["agreement"] == agreement and sources[1]["gan_pairs"] is trusted
+    layer_warnings = [e for e in events if isinstance(e, WarningEvent) and e.kind == "layers"]
+    assert bool(layer_warnings) is (not trusted)
+    model, _ = load_segmenter(tmp_path / "run" / "segmenter.pt")
+    assert model.config.width == 16
+
+
+def test_agreement_is_the_iou_between_judge_and_generator_masks(tiny_demo_folder, tmp_path):
+    """A judge that copies the generator's own mask agrees fully; one that sees nothing does not."""
+    import torch
+
+    cfg = tiny_config(tiny_demo_folder, tmp_path / "run", steps=1, pipeline=PIPE)
+    run = runner._Run(cfg, runner.RunControl())
+    run.device = torch.device("cpu")
+    run.method = runner.build_method(cfg, run.device)
+
+    captured = {}
+
+    def copying_judge(composite):
+        codes = captured["codes"]
+        mask = run.method.sample(codes).mask
+        return torch.where(mask > 0.5, 10.0, -10.0)
+
+    original = run.method.sample
+
+    def spy(codes, ema=True):
+        captured["codes"] = codes
+        return original(codes, ema)
+
+    run.method.sample = spy  # type: ignore[method-assign]
+    assert run._agreement_with(copying_judge) == pytest.approx(1.0)
+    blind = run._agreement_with(lambda x: torch.full_like(x[:, :1], -10.0))
+    masks = original(captured["codes"]).mask > 0.5
+    empty_share = float((masks.flatten(1).sum(1) == 0).float().mean())
+    assert blind == pytest.approx(empty_share)
