@@ -125,6 +125,20 @@ class PipelineConfig:
     split: StageSplit = field(default_factory=StageSplit)
 
 
+def check_run_shape(size: int, batch: int, minutes: float | None, steps: int | None) -> None:
+    """Validation every method's config shares: one budget, a usable size and batch."""
+    if size not in SIZES:
+        raise ValueError(f"size must be one of {SIZES}, not {size}")
+    if batch < 2:
+        raise ValueError("batch must be at least 2")
+    if (minutes is None) == (steps is None):
+        raise ValueError("give exactly one of minutes or steps")
+    if steps is not None and steps < 1:
+        raise ValueError("steps must be at least 1")
+    if minutes is not None and minutes <= 0:
+        raise ValueError("minutes must be positive")
+
+
 @dataclass(frozen=True)
 class RunConfig:
     folder: str
@@ -152,16 +166,7 @@ class RunConfig:
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise ValueError(f"unknown method {self.method!r} (one of {', '.join(METHODS)})")
-        if self.size not in SIZES:
-            raise ValueError(f"size must be one of {SIZES}, not {self.size}")
-        if self.batch < 2:
-            raise ValueError("batch must be at least 2")
-        if (self.minutes is None) == (self.steps is None):
-            raise ValueError("give exactly one of minutes or steps")
-        if self.steps is not None and self.steps < 1:
-            raise ValueError("steps must be at least 1")
-        if self.minutes is not None and self.minutes <= 0:
-            raise ValueError("minutes must be positive")
+        check_run_shape(self.size, self.batch, self.minutes, self.steps)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -29,3 +29,14 @@ def tiny_demo_folder(_tiny_demo_master: Path, tmp_path: Path) -> Path:
     dest = tmp_path / "tiny demo"  # a space in the path on purpose: paths with spaces must work
     shutil.copytree(_tiny_demo_master, dest)
     return dest
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Tiny nets on a CPU shared with other jobs train several times faster on one thread."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

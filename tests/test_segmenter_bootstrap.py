@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from train_helpers import drain as run
 
 from engine.control import RunControl
 from engine.data import load_folder
@@ -15,23 +16,7 @@ from engine.segmenter import bootstrap
 from engine.segmenter.bootstrap import bootstrap_prior, grabcut_masks
 from engine.segmenter.model import load_segmenter
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny nets on a CPU shared with other jobs train several times faster on one thread."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def run(gen):
-    events = []
-    try:
-        while True:
-            events.append(next(gen))
-    except StopIteration as stop:
-        return events, stop.value
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def details(events) -> list[str]:

@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from train_helpers import drain as run
 
 from engine.control import RunControl
 from engine.events import Losses, PhaseChanged, Progress
@@ -34,22 +35,7 @@ def disc_sampler(size: int = 32, seed: int = 0):
     return sample
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny nets on a CPU shared with other jobs train several times faster on one thread."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def run(gen):
-    events = []
-    try:
-        while True:
-            events.append(next(gen))
-    except StopIteration as stop:
-        return events, stop.value
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def small_unet() -> UNet:

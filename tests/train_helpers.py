@@ -24,3 +24,13 @@ def run_all(config: RunConfig, **kwargs: Any) -> list[Any]:
     from engine.train.runner import train
 
     return list(train(config, **kwargs))
+
+
+def drain(gen: Any) -> tuple[list[Any], Any]:
+    """All events of a stage generator and the value it returned (``yield from``'s result)."""
+    events = []
+    try:
+        while True:
+            events.append(next(gen))
+    except StopIteration as stop:
+        return events, stop.value

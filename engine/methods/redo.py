@@ -37,6 +37,7 @@ import torch
 import torch.nn.functional as F
 
 from engine.atomic import write_json
+from engine.config import check_run_shape
 from engine.control import RunControl
 from engine.data import RandomCropDataset, load_folder, to_tensor, to_uint8
 from engine.device import configure_cpu_threads, describe, pick_device
@@ -107,16 +108,7 @@ class RedoConfig:
     def __post_init__(self) -> None:
         if self.method != METHOD:
             raise ValueError(f"RedoConfig.method is always {METHOD!r}")
-        if self.size not in (32, 64, 128):
-            raise ValueError(f"size must be 32, 64 or 128, not {self.size}")
-        if self.batch < 2:
-            raise ValueError("batch must be at least 2")
-        if (self.minutes is None) == (self.steps is None):
-            raise ValueError("give exactly one of minutes or steps")
-        if self.steps is not None and self.steps < 1:
-            raise ValueError("steps must be at least 1")
-        if self.minutes is not None and self.minutes <= 0:
-            raise ValueError("minutes must be positive")
+        check_run_shape(self.size, self.batch, self.minutes, self.steps)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
