@@ -88,14 +88,14 @@ def ensure_onnx(run_dir: str) -> Any:
     return onnx_path
 
 
-def masks_job(run_dir: str, in_dir: str, out_dir: str,
-              fmt: str) -> Callable[[ProgressFn, threading.Event], Any]:
+def masks_job(run_dir: str, in_dir: str, out_dir: str, fmt: str,
+              refine: bool = False) -> Callable[[ProgressFn, threading.Event], Any]:
     def job(progress: ProgressFn, cancel: threading.Event) -> Any:
         from engine.export.masks import ExportOptions, export_masks
 
         model = ensure_onnx(run_dir)
         os.makedirs(out_dir, exist_ok=True)
-        return export_masks(model, in_dir, out_dir, ExportOptions(format=fmt),
+        return export_masks(model, in_dir, out_dir, ExportOptions(format=fmt, refine=refine),
                             progress=lambda p: progress(p.processed, p.todo), cancel=cancel)
 
     return job

@@ -319,11 +319,11 @@ class MainWindow(QMainWindow):
             return
         dialog = ExportMasksDialog(os.path.join(self.run_dir, "masks"), self)
         if dialog.exec():
-            fmt, out_dir = dialog.choice()
-            self.export_masks(out_dir, fmt)
+            fmt, out_dir, refine = dialog.choice()
+            self.export_masks(out_dir, fmt, refine)
 
-    def export_masks(self, out_dir: str, fmt: str = "mask") -> None:
-        job = engine_calls.masks_job(self.run_dir, self.folder_panel.folder, out_dir, fmt)
+    def export_masks(self, out_dir: str, fmt: str = "mask", refine: bool = False) -> None:
+        job = engine_calls.masks_job(self.run_dir, self.folder_panel.folder, out_dir, fmt, refine)
         self.tabs.setCurrentWidget(self.results)
         self.results.start_export(job, "Mask export")
 

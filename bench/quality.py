@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import multiprocessing
 import os
 import sys
 import time
@@ -89,7 +90,10 @@ def refine_folder(photos: list[Path], soft_dir: Path, out_dir: Path) -> float:
         for p in photos
         if (soft_dir / f"{p.stem}.png").exists()
     ]
-    with ProcessPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+    # spawn, not fork: a child forked after torch/OpenMP started its threads can hang forever in
+    # its first OpenCV call (seen here: every refine worker stuck in cv2.setNumThreads).
+    spawn = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=os.cpu_count() or 1, mp_context=spawn) as pool:
         for err in pool.map(_refine_one, tasks, chunksize=4):
             if err:
                 log.warning("refine failed: %s", err)
@@ -232,6 +236,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--no-refine", action="store_true", help="skip the GrabCut-refined figures")
     ap.add_argument(
+        "--score-only", action="store_true",
+        help="do not train: score the run already in OUT/run (e.g. after a scoring step failed)",
+    )
+    ap.add_argument(
         "--grabcut-masks",
         type=Path,
         help="score these GrabCut masks (from `peel baseline grabcut FOLDER DIR`) instead of "
@@ -277,7 +285,9 @@ def main(argv: list[str] | None = None) -> int:
         "timings_s": {},
     }
     t0 = time.perf_counter()
-    if args.bootstrap_only:
+    if args.score_only:
+        report["mode"] += ", scored from an existing run"
+    elif args.bootstrap_only:
         report["phases"] = train_bootstrap(train_paths, run_dir, args, device)
     else:
         report["phases"] = train_pipeline(train_paths, run_dir, args)

@@ -259,3 +259,17 @@ def test_segment_cli_summary_and_exit_code(tmp_path: Path, model_path: Path, cap
     assert "broken.png" in captured.err
     assert main(["segment", "--model", str(model_path), str(src), str(tmp_path / "o2"),
                  "--shard", "3/2"]) == 2  # fmt: skip
+
+
+def test_refine_snaps_the_mask_with_grabcut_from_the_net_mask(tmp_path: Path, session) -> None:
+    from engine.segmenter.refine import grabcut_refine
+
+    src = tmp_path / "in"
+    rgb = shapes_photo(120, 90, np.random.default_rng(5))
+    write_photo(src / "a.png", rgb)
+    summary = export_masks(session, src, tmp_path / "out", ExportOptions(refine=True))
+    assert (summary.written, summary.failed) == (1, 0)
+    got = load_png(tmp_path / "out" / "a.png")
+    start = (session.predict_soft([rgb])[0] >= 0.5).astype(np.float32)
+    assert got.shape == rgb.shape[:2] and set(np.unique(got)) <= {0, 255}
+    assert np.array_equal(got, grabcut_refine(rgb, start))

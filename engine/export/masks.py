@@ -43,6 +43,7 @@ import numpy as np
 from engine.atomic import write_bytes
 from engine.imageio import BadFile, ImageReadError, read_rgb, scan_images
 from engine.segmenter.infer import finish, prepare
+from engine.segmenter.refine import grabcut_refine
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +83,10 @@ class ExportOptions:
     shard: tuple[int, int] | None = None  # (i, n), 1 <= i <= n
     batch: int = 8
     max_wait_s: float = 1.0
+    # One GrabCut pass started from the net's mask snaps it to the photo's colour edges: demo IoU
+    # 0.80 -> 0.97, horses 0.66 -> 0.68 (bench/RESULTS.md). Costs ~0.1 s per photo; the output
+    # is then binary (soft format included).
+    refine: bool = False
 
     def validate(self) -> None:
         if self.format not in FORMATS:
@@ -278,9 +283,15 @@ def encode_output(prob: np.ndarray, fmt: str, threshold: float, rgb: np.ndarray 
     return buf.tobytes()
 
 
-def _write(item: _Prepared, prob: np.ndarray, fmt: str, threshold: float) -> BadFile | None:
+def _write(
+    item: _Prepared, prob: np.ndarray, fmt: str, threshold: float, refine: bool = False
+) -> BadFile | None:
     try:
         soft = finish(prob, item.resized, item.hw)
+        if refine and item.rgb is not None:
+            # The user's threshold picks the starting object (GrabCut only reads >= 0.5).
+            start = (soft >= threshold).astype(np.float32)
+            soft = grabcut_refine(item.rgb, start).astype(np.float32) / 255.0
         write_bytes(item.job.out, encode_output(soft, fmt, threshold, item.rgb))
         return None
     except Exception as exc:  # disk full, permissions: report per file, keep going
@@ -408,7 +419,7 @@ def _pipeline(
     prefetch = 2 * workers + batch
     max_buffered = 4 * batch
     max_encodes = 2 * workers + batch
-    keep_rgb = options.format == "cutout"
+    keep_rgb = options.format == "cutout" or options.refine
 
     decoders = ThreadPoolExecutor(workers, thread_name_prefix="peel-decode")
     encoders = ThreadPoolExecutor(workers, thread_name_prefix="peel-encode")
@@ -447,7 +458,8 @@ def _pipeline(
                 report()
             return
         for i, prob in zip(items, probs, strict=True):
-            encodes.append(encoders.submit(_write, i, prob, options.format, options.threshold))
+            encodes.append(encoders.submit(_write, i, prob, options.format, options.threshold,
+                                           options.refine))
         while len(encodes) > max_encodes:
             collect(encodes.popleft())
         while encodes and encodes[0].done():

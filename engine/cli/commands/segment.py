@@ -32,6 +32,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "mask as alpha (default mask)",
     )
     p.add_argument("--threshold", type=float, default=0.5, help="probability threshold for mask/cutout (default 0.5)")
+    p.add_argument(
+        "--refine", action="store_true",
+        help="snap each mask to the photo's edges with one GrabCut pass started from it "
+        "(slower; output becomes binary)",
+    )
     p.add_argument("--recursive", action="store_true", help="include sub-folders (mirrored in OUT_DIR)")
     p.add_argument("--overwrite", action="store_true", help="redo photos whose output already exists")
     p.add_argument("--workers", type=int, help="decode and encode threads each (default: CPU cores)")
@@ -81,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
         options = ExportOptions(
             format=args.format,
             threshold=args.threshold,
+            refine=args.refine,
             recursive=args.recursive,
             overwrite=args.overwrite,
             workers=args.workers,
