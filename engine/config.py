@@ -173,6 +173,11 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunConfig:
+        if data.get("method") == "redo":
+            # A ReDO run saves its own RedoConfig; the fields both share are enough to resume it
+            # through ``train`` (which hands them back to ReDO, which checks its saved config).
+            shared = {f.name for f in dataclasses.fields(cls)}
+            data = {k: v for k, v in data.items() if k in shared}
         return _build(cls, data)
 
 

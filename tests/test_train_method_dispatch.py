@@ -19,3 +19,28 @@ def test_cli_trains_redo_and_leaves_a_segmenter(tiny_demo_folder, tmp_path, caps
     assert info.method == "redo"
     masks = predict_soft(net, [torch.zeros(45, 71, 3, dtype=torch.uint8).numpy()], info.size)
     assert masks[0].shape == (45, 71)
+
+
+def test_a_redo_run_folder_reads_back_and_resumes(tiny_demo_folder, tmp_path):
+    import json
+
+    from engine.config import RunConfig
+    from engine.events import Finished, Started
+    from engine.train.runner import train
+
+    run = tmp_path / "redo"
+    first = RunConfig(folder=str(tiny_demo_folder), out=str(run), method="redo", size=32,
+                      batch=2, steps=1, device="cpu", threads=1)
+    assert isinstance(list(train(first))[-1], Finished)
+    # What the GUI's "Resume run" does: read config.json back, ask for more steps, resume.
+    saved = RunConfig.from_dict(json.loads((run / "config.json").read_text()))
+    assert saved.method == "redo" and saved.size == 32
+    events = list(train(replace_steps(saved, 2), resume=True))
+    started = next(e for e in events if isinstance(e, Started))
+    assert started.step == 1 and isinstance(events[-1], Finished) and events[-1].step == 2
+
+
+def replace_steps(config, steps):
+    from dataclasses import replace
+
+    return replace(config, steps=steps)
