@@ -121,6 +121,7 @@ class PipelineConfig:
     round_gan_fraction: float = 0.25  # each round's GAN steps, as a fraction of --steps
     # Segmenter stages trust generated pairs only when the prior agrees with their masks.
     min_agreement: float = 0.5
+    max_sameness: float = 0.8  # ... and only when its masks are not one shape for every code
     real_mix: float = 0.5  # share of prior-labelled real photos in a batch when pairs are trusted
     split: StageSplit = field(default_factory=StageSplit)
 

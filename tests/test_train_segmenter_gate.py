@@ -21,11 +21,14 @@ def _sources(run_dir):
     return [r for r in rows if r.get("event") == "segmenter-source"]
 
 
-@pytest.mark.parametrize("agreement, trusted", [(0.1, False), (0.9, True)])
-def test_round_uses_generated_pairs_only_when_the_judge_agrees(
-    tiny_demo_folder, tmp_path, monkeypatch, agreement, trusted
+@pytest.mark.parametrize(
+    "agreement, same, trusted", [(0.1, 0.4, False), (0.9, 0.4, True), (0.9, 0.95, False)]
+)
+def test_round_uses_generated_pairs_only_when_the_judge_agrees_and_masks_vary(
+    tiny_demo_folder, tmp_path, monkeypatch, agreement, same, trusted
 ):
     monkeypatch.setattr(runner._Run, "_agreement_with", lambda self, judge, n=64: agreement)
+    monkeypatch.setattr(runner._Run, "_mask_sameness", lambda self, n=64: same)
     cfg = tiny_config(tiny_demo_folder, tmp_path / "run", steps=4, pipeline=PIPE)
     events = run_all(cfg)
     assert not [e.error for e in events if isinstance(e, Failed)]
@@ -69,3 +72,17 @@ def test_agreement_is_the_iou_between_judge_and_generator_masks(tiny_demo_folder
     masks = original(captured["codes"]).mask > 0.5
     empty_share = float((masks.flatten(1).sum(1) == 0).float().mean())
     assert blind == pytest.approx(empty_share)
+
+
+def test_sameness_tells_one_repeated_box_from_varied_objects():
+    import torch
+
+    box = torch.zeros(16, 1, 32, 32)
+    box[:, :, 8:24, 8:24] = 1.0
+    assert runner.sameness(box) == pytest.approx(1.0)
+    varied = torch.zeros(16, 1, 32, 32)
+    for i in range(16):  # small discs at different places
+        y, x = 4 + (i % 4) * 7, 4 + (i // 4) * 7
+        varied[i, :, y : y + 6, x : x + 6] = 1.0
+    # No pixel is object in most masks: the majority mask is empty, each IoU with it is 0.
+    assert runner.sameness(varied) == pytest.approx(0.0)
