@@ -10,7 +10,7 @@ from train_helpers import run_all, tiny_config
 from engine.config import PipelineConfig
 from engine.events import Failed, Finished, WarningEvent
 from engine.segmenter.model import load_segmenter
-from engine.train import runner
+from engine.train import pair_sources, runner
 
 PIPE = PipelineConfig(bootstrap=False, segmenter=True, rounds=1, segmenter_steps=2,
                       segmenter_batch=4, round_gan_fraction=0.5, min_agreement=0.5)
@@ -27,8 +27,8 @@ def _sources(run_dir):
 def test_round_uses_generated_pairs_only_when_the_judge_agrees_and_masks_vary(
     tiny_demo_folder, tmp_path, monkeypatch, agreement, same, trusted
 ):
-    monkeypatch.setattr(runner._Run, "_agreement_with", lambda self, judge, n=64: agreement)
-    monkeypatch.setattr(runner._Run, "_mask_sameness", lambda self, n=64: same)
+    monkeypatch.setattr(runner._Run, "_agreement_with", lambda self, judge: agreement)
+    monkeypatch.setattr(runner._Run, "_mask_sameness", lambda self: same)
     cfg = tiny_config(tiny_demo_folder, tmp_path / "run", steps=4, pipeline=PIPE)
     events = run_all(cfg)
     assert not [e.error for e in events if isinstance(e, Failed)]
@@ -79,10 +79,10 @@ def test_sameness_tells_one_repeated_box_from_varied_objects():
 
     box = torch.zeros(16, 1, 32, 32)
     box[:, :, 8:24, 8:24] = 1.0
-    assert runner.sameness(box) == pytest.approx(1.0)
+    assert pair_sources.sameness(box) == pytest.approx(1.0)
     varied = torch.zeros(16, 1, 32, 32)
     for i in range(16):  # small discs at different places
         y, x = 4 + (i % 4) * 7, 4 + (i // 4) * 7
         varied[i, :, y : y + 6, x : x + 6] = 1.0
     # No pixel is object in most masks: the majority mask is empty, each IoU with it is 0.
-    assert runner.sameness(varied) == pytest.approx(0.0)
+    assert pair_sources.sameness(varied) == pytest.approx(0.0)

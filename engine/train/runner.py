@@ -49,6 +49,7 @@ from engine.events import (
 )
 from engine.methods import LayeredGan, build_method
 from engine.train import checkpoint as ckpt
+from engine.train import pair_sources
 from engine.train.checkpoint import CheckpointError
 from engine.train.collapse import MaskStats, Verdict, check, mask_stats, non_finite
 from engine.train.metrics_log import MetricsLog
@@ -476,13 +477,13 @@ class _Run:
         self.metrics.append({"step": self.step, "event": "segmenter-source", "stage": stage.name,
                              "agreement": agreement, "sameness": sameness, "gan_pairs": use_gan})
         if teacher is None:
-            sampler, detail = self._pair_sampler(), "generated pairs"
+            sampler, detail = pair_sources.generated_pairs(self.method), "generated pairs"
         elif use_gan:
-            sampler = self._mixed_sampler(self._pair_sampler(), self._real_sampler(teacher),
-                                          pipe.real_mix)
+            sampler = pair_sources.mixed(pair_sources.generated_pairs(self.method),
+                                         self._labelled_photos(teacher), pipe.real_mix)
             detail = f"generated pairs + prior-labelled photos (agreement {agreement:.2f})"
         else:
-            sampler = self._real_sampler(teacher)
+            sampler = self._labelled_photos(teacher)
             detail = f"prior-labelled photos only (agreement {agreement:.2f}, sameness {sameness:.2f})"
             why = (
                 f"disagree with the label-free prior (IoU {agreement:.2f} < {pipe.min_agreement:.2f})"
@@ -513,80 +514,16 @@ class _Run:
                        Path(self.config.folder).name)
         self.segmenter = unet
 
-    @torch.no_grad()
-    def _agreement_with(self, teacher: Any, n: int = 64) -> float:
-        """Mean IoU between the EMA generator's masks and the teacher's masks of its composites."""
-        method = self.method
-        assert method is not None
-        codes = method.sample_codes(n, torch.Generator().manual_seed(self.seed + 7))
-        s = method.sample(codes)
-        pred = torch.sigmoid(teacher(s.composite.to(self.device))).float() > 0.5
-        gen = s.mask.to(self.device) > 0.5
-        inter = (pred & gen).flatten(1).sum(1).float()
-        union = (pred | gen).flatten(1).sum(1).float()
-        iou = torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(union))
-        return float(iou.mean())
+    def _agreement_with(self, judge: Any) -> float:
+        assert self.method is not None
+        return pair_sources.agreement(self.method, judge, self.seed + 7)
 
-    @torch.no_grad()
-    def _mask_sameness(self, n: int = 64) -> float:
-        """Mean IoU of each generated mask with the majority mask over ``n`` latent codes.
+    def _mask_sameness(self) -> float:
+        assert self.method is not None
+        return pair_sources.generated_sameness(self.method, self.seed + 13)
 
-        A generator that learned "box" draws the same centred shape for every code (measured on
-        horses: coverage 0.53, a rounded square) and a prior that also favours the centre agrees
-        with it; real objects vary in shape and place, so their masks overlap far less.
-        """
-        method = self.method
-        assert method is not None
-        codes = method.sample_codes(n, torch.Generator().manual_seed(self.seed + 13))
-        return sameness(method.sample(codes).mask)
-
-    def _real_sampler(self, teacher: Any) -> Any:
-        """Random crops of the user's photos with the teacher's thresholded masks as targets."""
-        rng = np.random.default_rng(self.seed + 11)
-
-        @torch.no_grad()
-        def sample(n: int) -> tuple[torch.Tensor, torch.Tensor]:
-            images = self.dataset.sample_batch(n, rng).to(self.device)
-            masks = (torch.sigmoid(teacher(images)).float() > 0.5).float()
-            return images, masks
-
-        return sample
-
-    @staticmethod
-    def _mixed_sampler(first: Any, second: Any, second_share: float) -> Any:
-        def sample(n: int) -> tuple[torch.Tensor, torch.Tensor]:
-            k = int(round(n * second_share))
-            a_img, a_msk = first(n - k)
-            b_img, b_msk = second(k)
-            return (torch.cat([a_img.to(b_img.device), b_img]),
-                    torch.cat([a_msk.to(b_msk.device), b_msk]))
-
-        return sample
-
-    def _pair_sampler(self) -> Any:
-        from engine.segmenter.pairs import filter_pairs
-
-        method = self.method
-        assert method is not None
-
-        def sample(n: int) -> tuple[torch.Tensor, torch.Tensor]:
-            """n filtered (composite, mask) pairs from the EMA generator; unfiltered if too few pass."""
-            images, masks, got = [], [], 0
-            for _ in range(8):
-                s = method.sample(method.sample_codes(2 * n))
-                keep = filter_pairs(s.composite, s.mask).to(s.mask.device)
-                images.append(s.composite[keep])
-                masks.append(s.mask[keep])
-                got += int(keep.sum())
-                if got >= n:
-                    break
-            if got < n:
-                s = method.sample(method.sample_codes(n - got))
-                images.append(s.composite)
-                masks.append(s.mask)
-            return torch.cat(images)[:n], torch.cat(masks)[:n]
-
-        return sample
+    def _labelled_photos(self, teacher: Any) -> pair_sources.Sampler:
+        return pair_sources.labelled_photos(self.dataset, teacher, self.device, self.seed + 11)
 
     def _prior_path(self) -> Path:
         return self.run_dir / "bootstrap" / "prior.pt"
@@ -605,16 +542,6 @@ class _Run:
             self.segmenter, _ = load_segmenter(path, self.device)
         if "bootstrap" in done and self._prior_path().exists():
             self.prior, _ = load_segmenter(self._prior_path(), self.device)
-
-
-def sameness(masks: torch.Tensor) -> float:
-    """Mean IoU between each binarised mask (N, 1, H, W) and their per-pixel majority mask."""
-    binary = masks.float() > 0.5
-    majority = binary.float().mean(0, keepdim=True) > 0.5
-    inter = (binary & majority).flatten(1).sum(1).float()
-    union = (binary | majority).flatten(1).sum(1).float()
-    iou = torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(union))
-    return float(iou.mean())
 
 
 def stats_of(method: LayeredGan, codes: torch.Tensor) -> MaskStats:
