@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from engine.cli.errors import CliError
 from engine.config import METHODS
+from engine.control import RunControl
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -62,7 +66,6 @@ def run(args: argparse.Namespace) -> int:
 
 def consume(config: object, resume: bool, out: TextIO) -> int:
     """Print the event stream: one rewritten progress line on a terminal, plain lines otherwise."""
-    from engine.control import RunControl
     from engine.events import (
         CheckpointSaved,
         Failed,
@@ -87,6 +90,7 @@ def consume(config: object, resume: bool, out: TextIO) -> int:
         out.flush()
 
     events = train(config, control, resume=resume)  # type: ignore[arg-type]
+    previous = _stop_on_first_interrupt(control, say)
     try:
         for ev in events:
             if isinstance(ev, Started):
@@ -111,17 +115,33 @@ def consume(config: object, resume: bool, out: TextIO) -> int:
             elif isinstance(ev, Finished):
                 verb = "stopped" if ev.stopped else "finished"
                 say(f"{verb} at step {ev.step}; run folder {ev.run_dir}")
-    except KeyboardInterrupt:
-        # Ctrl-C: ask the trainer to stop at the next step boundary, which writes a checkpoint.
-        control.stop()
-        for ev in events:
-            if isinstance(ev, Finished):
-                say(f"stopped at step {ev.step}; resume with --resume")
-            elif isinstance(ev, Failed):
-                say(f"error: {ev.error}")
-                return 1
+    except KeyboardInterrupt:  # a second Ctrl-C: leave now, the last checkpoint stays usable
+        say("interrupted; resume from the last checkpoint with --resume")
         return 130
-    return 0
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+    return 130 if control.stop_requested else 0
+
+
+def _stop_on_first_interrupt(control: RunControl, say: Callable[[str], None]) -> Any:
+    """First Ctrl-C asks the trainer to stop at the next step (it writes a checkpoint); a second
+    one interrupts for real.
+
+    A KeyboardInterrupt raised inside the trainer's own frame would end the generator before it
+    could save, so the first one is turned into a stop request instead. Only the main thread may
+    install signal handlers; elsewhere (tests, embedding) nothing changes.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def handler(signum: int, frame: object) -> None:
+        if control.stop_requested:
+            raise KeyboardInterrupt
+        say("stopping at the next step (a checkpoint is written); Ctrl-C again to quit now")
+        control.stop()
+
+    return signal.signal(signal.SIGINT, handler)
 
 
 def progress_line(ev: object) -> str:
