@@ -110,6 +110,19 @@ class LayeredGan:
             return None
         return background_prior(self.segmenter(background))
 
+    def with_shared_g_terms(
+        self, total: torch.Tensor, terms: dict[str, torch.Tensor], background: torch.Tensor,
+        mask: torch.Tensor,
+    ) -> dict[str, torch.Tensor]:
+        """Add what every method's G step shares (the segmenter prior L_bg) and the totals."""
+        bg = self.bg_prior_loss(background)
+        if bg is not None:
+            total = total + self.bg_weight * bg
+            terms["bg_prior"] = bg
+        terms["g_total"] = total
+        terms["coverage"] = mask.mean()
+        return terms
+
     def set_segmenter(self, segmenter: nn.Module | None, weight: float) -> None:
         """Freeze ``segmenter`` and use it for L_bg in every later G step (None turns it off)."""
         if segmenter is not None:

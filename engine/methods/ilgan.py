@@ -83,10 +83,4 @@ class IlGan(LayeredGan):
         )
         terms = {"g_adv": adv, "mi_x": mi_x, "mi_m": mi_m, "binarize": binar, "size": size,
                  "border": border}
-        bg = self.bg_prior_loss(b)
-        if bg is not None:
-            total = total + self.bg_weight * bg
-            terms["bg_prior"] = bg
-        terms["g_total"] = total
-        terms["coverage"] = m.mean()
-        return terms
+        return self.with_shared_g_terms(total, terms, b, m)

@@ -51,10 +51,4 @@ class PerturbGan(LayeredGan):
         binar = binarization(m)
         total = adv + k.size_weight * size + k.binarize_weight * binar
         terms = {"g_adv": adv, "size": size, "binarize": binar}
-        bg = self.bg_prior_loss(b)
-        if bg is not None:
-            total = total + self.bg_weight * bg
-            terms["bg_prior"] = bg
-        terms["g_total"] = total
-        terms["coverage"] = m.mean()
-        return terms
+        return self.with_shared_g_terms(total, terms, b, m)
