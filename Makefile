@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.peel-installed
 DEMO ?= demo-data
 
-.PHONY: run test lint demo install clean-demo
+.PHONY: run test lint demo install clean-demo package
 
 # Reinstall only when the dependency list changes (the stamp is newer than pyproject.toml).
 $(STAMP): pyproject.toml
@@ -32,3 +32,9 @@ lint: $(STAMP)
 
 clean-demo:
 	rm -rf $(DEMO)
+
+# One-folder desktop bundle in dist/peel-gui/ (PyInstaller, installed into the venv if missing).
+# Slow (~10 min) and big (~5.6 GB with a CUDA torch); see README "Packaging".
+package: $(STAMP)
+	$(PY) -c "import PyInstaller" 2>/dev/null || $(PY) -m pip install pyinstaller
+	$(PY) -m PyInstaller packaging/peel.spec --noconfirm --distpath dist --workpath build
