@@ -116,7 +116,7 @@ def rgb_to_qimage(rgb: np.ndarray) -> QImage:
 
 def thumbnail(path: str, side: int) -> QImage:
     """Decode a photo and shrink it to fit ``side`` px; raises ImageReadError."""
-    rgb = read_rgb(path)
+    rgb = read_rgb(path, reduce_huge=True)  # a thumbnail needs 80 px, not 300 megapixels
     h, w = rgb.shape[:2]
     scale = side / max(h, w)
     if scale < 1:

@@ -59,6 +59,30 @@ class IlganConfig:
     beta2: float = 0.99
 
 
+PERTURBGAN_SEGMENTERS = ("unet", "encoder")
+
+
+@dataclass(frozen=True)
+class PerturbEncoderConfig:
+    """PerturbGAN's own real-image segmentation: an encoder that inverts the frozen generator.
+
+    The paper's loss (autoencoding real photos: L1 + critic-feature perceptual term) is
+    ``recon_weight`` / ``perceptual_weight``; regressing the code of generated samples
+    (``z_weight``) and matching their masks (``mask_weight``) keep E(x) where the generator draws
+    sensible layers. See engine/methods/perturbgan_encoder.py.
+    """
+
+    width: int = 32
+    fraction: float = 0.15  # share of --minutes for the encoder stage
+    steps: int = 600  # encoder steps in --steps mode
+    batch: int = 32
+    lr: float = 1e-3
+    z_weight: float = 1.0
+    mask_weight: float = 1.0
+    recon_weight: float = 1.0
+    perceptual_weight: float = 1.0
+
+
 @dataclass(frozen=True)
 class PerturbGanConfig:
     """PerturbGAN (Bielski & Favaro 2019): WGAN-GP, integer shifts, mask-size hinge.
@@ -79,6 +103,17 @@ class PerturbGanConfig:
     lr_d: float = 1e-3
     beta1: float = 0.0
     beta2: float = 0.99
+    # "encoder": after the pipeline, train PerturbGAN's encoder; it becomes segmenter.pt (the
+    # UNet, if one was fitted, is kept as segmenter-unet.pt).
+    segmenter: str = "unet"
+    encoder: PerturbEncoderConfig = field(default_factory=PerturbEncoderConfig)
+
+    def __post_init__(self) -> None:
+        if self.segmenter not in PERTURBGAN_SEGMENTERS:
+            raise ValueError(
+                f"unknown perturbgan segmenter {self.segmenter!r} "
+                f"(one of {', '.join(PERTURBGAN_SEGMENTERS)})"
+            )
 
 
 @dataclass(frozen=True)

@@ -65,14 +65,23 @@ def load_folder(
 ) -> ImageCache:
     """Decode every photo of ``folder`` at ``cache_side(size)``; report and skip unreadable files.
 
-    Decoding runs in threads: OpenCV releases the GIL, so this scales with cores.
+    Decoding runs in threads: OpenCV releases the GIL, so this scales with cores. Folders the
+    scan could not enter (link loops, no permission) are reported in ``bad`` like files. Huge
+    JPEGs are decoded reduced (``reduce_huge``): the cache keeps a few dozen pixels per side anyway.
     """
-    files = list(paths) if paths is not None else scan_images(folder, recursive=recursive)
+    bad: list[BadFile] = []
+
+    def report(item: BadFile) -> None:
+        bad.append(item)
+        if on_bad is not None:
+            on_bad(item)
+
+    files = list(paths) if paths is not None else scan_images(folder, recursive, on_skip=report)
     side = cache_side(size)
 
     def load(path: Path) -> np.ndarray | BadFile:
         try:
-            return square_resize(read_rgb(path, min_side=MIN_SIDE), side)
+            return square_resize(read_rgb(path, min_side=MIN_SIDE, reduce_huge=True), side)
         except ImageReadError as exc:
             return BadFile(exc.path, exc.reason)
         except Exception as exc:  # a decoder bug must not stop the folder
@@ -80,15 +89,12 @@ def load_folder(
 
     images: list[np.ndarray] = []
     good: list[Path] = []
-    bad: list[BadFile] = []
     n_workers = workers or min(8, (os.cpu_count() or 2))
     with ThreadPoolExecutor(max_workers=n_workers) as pool:
         for path, result in zip(files, pool.map(load, files), strict=True):
             if isinstance(result, BadFile):
                 log.warning("skipping %s: %s", result.path, result.reason)
-                bad.append(result)
-                if on_bad is not None:
-                    on_bad(result)
+                report(result)
             else:
                 images.append(result)
                 good.append(path)

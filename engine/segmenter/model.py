@@ -14,6 +14,7 @@ import torch
 
 from engine import __version__
 from engine.atomic import write_with
+from engine.nets.encoder import EncoderSegmenter, EncoderSegmenterConfig
 from engine.nets.redo_nets import MaskNet, MaskNetConfig
 from engine.nets.unet import UNet, UNetConfig
 
@@ -24,6 +25,8 @@ NORMALISATION = "rgb/127.5-1"
 KINDS: dict[str, tuple[type[torch.nn.Module], type]] = {
     "unet": (UNet, UNetConfig),
     "redo": (MaskNet, MaskNetConfig),
+    # PerturbGAN's encoder + frozen foreground generator; resizes inside, so stride 1 (any H, W).
+    "encoder": (EncoderSegmenter, EncoderSegmenterConfig),
 }
 
 

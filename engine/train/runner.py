@@ -47,7 +47,7 @@ from engine.events import (
     Started,
     WarningEvent,
 )
-from engine.methods import LayeredGan, build_method
+from engine.methods import LayeredGan, build_method, perturbgan_encoder
 from engine.train import checkpoint as ckpt
 from engine.train import pair_sources
 from engine.train.checkpoint import CheckpointError
@@ -186,6 +186,8 @@ class _Run:
                 yield from self._gan_stage(stage)
             elif stage.kind == "bootstrap":
                 yield from self._bootstrap_stage(stage)
+            elif stage.kind == perturbgan_encoder.STAGE_KIND:
+                yield from perturbgan_encoder.encoder_stage(self, stage)
             else:
                 yield from self._segmenter_stage(stage)
             if self.control.stop_requested:
@@ -260,7 +262,7 @@ class _Run:
             end = cfg.steps + k * round_steps if cfg.steps else None
             stages.append(Stage(f"round-{k}-gan", "gan", budget(share * 2 / 3), end))
             stages.append(Stage(f"round-{k}-segmenter", "segmenter", budget(share / 3), None))
-        return stages
+        return perturbgan_encoder.add_encoder_stage(cfg, stages)
 
     def _gate_warnings(self) -> list[str]:
         pipe, ready = self.config.pipeline, segmenter_modules_ready()
