@@ -40,22 +40,31 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, help="CPU threads for torch (default: every core)")
     p.add_argument("--resume", action="store_true", help="continue the run in RUN_DIR")
     p.add_argument("--no-bootstrap", action="store_true", help="skip the GrabCut-based prior")
+    p.add_argument(
+        "--segmenter", choices=["unet", "encoder"], default="unet",
+        help="perturbgan only. unet: the pipeline's UNet (default); encoder: also train "
+        "PerturbGAN's encoder that inverts the generator, which becomes segmenter.pt "
+        "(the UNet is kept as segmenter-unet.pt)",
+    )
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from engine.config import PipelineConfig, RunConfig
+    from engine.config import PerturbGanConfig, PipelineConfig, RunConfig
 
     if not args.folder.is_dir():
         raise CliError(f"not a folder: {args.folder}")
+    if args.segmenter != "unet" and args.method != "perturbgan":
+        raise CliError("--segmenter encoder needs --method perturbgan")
     minutes = args.minutes if args.minutes is not None or args.steps is not None else 20.0
     try:
         config = RunConfig(
             folder=str(args.folder), out=str(args.out), method=args.method, size=args.size,
             batch=args.batch, minutes=minutes, steps=args.steps, device=args.device,
             seed=args.seed, threads=args.threads,
+            perturbgan=PerturbGanConfig(segmenter=args.segmenter),
         )
         if args.no_bootstrap:
             config = replace(config, pipeline=replace(PipelineConfig(), bootstrap=False))
