@@ -30,6 +30,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--bootstrap", action="store_true",
+                    help="train the label-free prior first and use it for L_bg (as the pipeline does)")
     ap.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE",
                     help="override a method field, e.g. ilgan.max_coverage=0.4")
     args = ap.parse_args()
@@ -41,7 +43,7 @@ def main() -> None:
         folder=str(folder), out=str(args.out / "run"), method=args.method, size=args.size,
         minutes=args.minutes, device="cpu", threads=args.threads, seed=args.seed,
         batch=args.batch,
-        pipeline=replace(PipelineConfig(), bootstrap=False, segmenter=False, rounds=0),
+        pipeline=replace(PipelineConfig(), bootstrap=args.bootstrap, segmenter=False, rounds=0),
     )
     for item in args.set:
         key, value = item.split("=", 1)
@@ -60,12 +62,14 @@ def main() -> None:
     lines = [json.loads(x) for x in (args.out / "run" / "metrics.jsonl").read_text().splitlines()]
     curve = [
         {k: round(x[k], 3) if isinstance(x[k], float) else x[k]
-         for k in ("step", "time", "mask_coverage", "mask_binariness", "mask_border_excess")}
+         for k in ("step", "time", "mask_coverage", "mask_binariness", "mask_border_excess", "s_bg")
+         if k in x}
         for x in lines if "mask_coverage" in x
     ]
     tail = [c["mask_coverage"] for c in curve[-5:]]
     print(json.dumps({
         "method": args.method, "size": args.size, "minutes": args.minutes, "set": args.set,
+        "bootstrap": args.bootstrap,
         "batch": args.batch,
         "true_mean_coverage": truth, "final_coverage_mean_last5": sum(tail) / max(len(tail), 1),
         "steps": end.step if end else None, "wall_s": round(time.time() - t0, 1),

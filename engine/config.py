@@ -158,6 +158,8 @@ class PipelineConfig:
     min_agreement: float = 0.5
     max_sameness: float = 0.8  # ... and only when its masks are not one shape for every code
     real_mix: float = 0.5  # share of prior-labelled real photos in a batch when pairs are trusted
+    # Photo labels of segmenter stages: the teacher's masks snapped to edges by GrabCut (relabel.py)
+    refine_labels: bool = True
     split: StageSplit = field(default_factory=StageSplit)
 
 

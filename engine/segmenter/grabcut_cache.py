@@ -70,3 +70,24 @@ def load_cached(dst: str | os.PathLike[str]) -> np.ndarray | None:
         return read_mask(dst)
     except ImageReadError:
         return None
+
+
+def refine_centre(task: tuple[str, np.ndarray]) -> tuple[str, np.ndarray | None, str | None]:
+    """Worker: GrabCut of the photo's centre square started from ``soft`` (uint8 0..255, any size).
+
+    The centre square at ``WORK_SIDE`` is exactly what the training cache holds (``square_resize``),
+    so the refined mask lines up with the cached image. Returns (src, mask or None, error or None).
+    """
+    src, soft = task
+    cv2.setNumThreads(1)
+    try:
+        rgb = working_copy(read_rgb(src))
+        h, w = rgb.shape[:2]
+        s = min(h, w)
+        top, left = (h - s) // 2, (w - s) // 2
+        crop = np.ascontiguousarray(rgb[top : top + s, left : left + s])
+        return src, grabcut_mask(crop, iters=ITERS, init_mask=soft), None
+    except ImageReadError as exc:
+        return src, None, exc.reason
+    except Exception as exc:  # one odd file must not stop the folder
+        return src, None, f"{type(exc).__name__}: {exc}"

@@ -472,6 +472,10 @@ class _Run:
         judge = self.prior if self.prior is not None else teacher
         agreement = self._agreement_with(judge) if judge is not None else None
         sameness = self._mask_sameness()
+        t_stage = time.perf_counter()
+        photos = (yield from self._photo_pairs(teacher, stage)) if teacher is not None else None
+        if self.control.stop_requested:
+            return
         use_gan = teacher is None or (
             agreement is not None and agreement >= pipe.min_agreement
             and sameness <= pipe.max_sameness
@@ -481,12 +485,14 @@ class _Run:
         if teacher is None:
             sampler, detail = pair_sources.generated_pairs(self.method), "generated pairs"
         elif use_gan:
-            sampler = pair_sources.mixed(pair_sources.generated_pairs(self.method),
-                                         self._labelled_photos(teacher), pipe.real_mix)
-            detail = f"generated pairs + prior-labelled photos (agreement {agreement:.2f})"
+            assert photos is not None
+            sampler = pair_sources.mixed(pair_sources.generated_pairs(self.method), photos,
+                                         pipe.real_mix)
+            detail = f"generated pairs + labelled photos (agreement {agreement:.2f})"
         else:
-            sampler = self._labelled_photos(teacher)
-            detail = f"prior-labelled photos only (agreement {agreement:.2f}, sameness {sameness:.2f})"
+            assert photos is not None
+            sampler = photos
+            detail = f"labelled photos only (agreement {agreement:.2f}, sameness {sameness:.2f})"
             why = (
                 f"disagree with the label-free prior (IoU {agreement:.2f} < {pipe.min_agreement:.2f})"
                 if agreement is None or agreement < pipe.min_agreement
@@ -505,8 +511,11 @@ class _Run:
         else:
             start = UNet(prior_config())
         steps = None if stage.budget_s is not None else pipe.segmenter_steps
+        budget = stage.budget_s
+        if budget is not None:  # relabelling came out of this stage's time; fitting keeps half
+            budget = max(budget - (time.perf_counter() - t_stage), budget / 2)
         unet = yield from fit_unet(
-            sampler, start, self.device, stage.budget_s, steps,
+            sampler, start, self.device, budget, steps,
             pipe.segmenter_batch, self.control, stage.name, self.step,
         )
         if self.control.stop_requested:
@@ -524,7 +533,16 @@ class _Run:
         assert self.method is not None
         return pair_sources.generated_sameness(self.method, self.seed + 13)
 
-    def _labelled_photos(self, teacher: Any) -> pair_sources.Sampler:
+    def _photo_pairs(self, teacher: Any, stage: Stage) -> Generator[Event, None, pair_sources.Sampler]:
+        """The user's photos labelled by ``teacher``; GrabCut-refined when the pipeline says so."""
+        if self.config.pipeline.refine_labels:
+            from engine.segmenter.bootstrap import make_sampler
+            from engine.segmenter.relabel import refined_labels
+
+            labels = yield from refined_labels(self.dataset.cache, teacher, self.config.size,
+                                               self.device, self.control, stage.name, self.step)
+            if labels is not None:
+                return make_sampler(*labels, self.config.size, seed=self.seed + 11)
         return pair_sources.labelled_photos(self.dataset, teacher, self.device, self.seed + 11)
 
     def _prior_path(self) -> Path:
