@@ -23,6 +23,13 @@ from engine.events import Event
 # the start of every run (bench/gui_latency.py).
 from engine.train.runner import train
 
+# The same for torch._dynamo (with sympy, triton and torch._inductor, ~900 modules): torch.optim
+# imports it lazily when the first optimizer is built (torch/_compile.py, ``_disable_dynamo``),
+# i.e. in the worker thread in the first second of every run. That import, and the full garbage
+# collections its allocations trigger, held the GIL for 70-700 ms at a time (bench/RESULTS.md,
+# "GUI latency at the start of a run"). Here it costs start-up time before the window shows.
+import torch._dynamo  # noqa: E402, F401  isort: skip
+
 Trainer = Callable[..., Iterator[Event]]
 
 
