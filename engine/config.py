@@ -150,6 +150,7 @@ class PipelineConfig:
     segmenter: bool = True
     rounds: int = 1
     bg_weight: float = 1.0  # L_bg = softplus(S(B) logits)
+    mask_prior_weight: float = 0.0  # mask mass where S sees background in the composite
     bootstrap_s: float = 120.0  # bootstrap budget in --steps mode
     segmenter_steps: int = 400  # segmenter fit steps in --steps mode
     segmenter_batch: int = 32

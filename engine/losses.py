@@ -81,3 +81,14 @@ def background_prior(segmenter_logits: torch.Tensor) -> torch.Tensor:
     object into the foreground layer (the layer-assignment problem of real photos).
     """
     return F.softplus(segmenter_logits.float()).mean()
+
+
+def mask_outside_prior(mask: torch.Tensor, segmenter_logits: torch.Tensor) -> torch.Tensor:
+    """Mean mask mass where the frozen segmenter S sees background in the composite.
+
+    L_bg only forbids the object in B; nothing stops F and m from also taking background (a
+    centred box whose inside F paints to match B, seen on horses and on the demo folder). This
+    one-sided term trims such a mask to what S calls object, without pulling the mask towards
+    S's own (blurrier) shape where S is unsure. S's verdict is a fixed target (no gradient).
+    """
+    return (mask.float() * torch.sigmoid(-segmenter_logits.detach().float())).mean()

@@ -18,7 +18,7 @@ from torch import nn
 
 from engine.compose import composite
 from engine.config import RunConfig
-from engine.losses import background_prior
+from engine.losses import background_prior, mask_outside_prior
 from engine.nets.discriminator import Discriminator
 from engine.nets.generator import BackgroundGenerator, ForegroundGenerator
 
@@ -61,6 +61,7 @@ class LayeredGan:
         self.opt_d = torch.optim.Adam(d_params, lr=lr_d, betas=betas)
         self.segmenter: nn.Module | None = None
         self.bg_weight = 0.0
+        self.mask_prior_weight = 0.0
         self.steps_done = 0  # drives EMA warm-up and loss ramps; restored from checkpoints
 
     # -- what subclasses provide -------------------------------------------------------------
@@ -112,23 +113,36 @@ class LayeredGan:
 
     def with_shared_g_terms(
         self, total: torch.Tensor, terms: dict[str, torch.Tensor], background: torch.Tensor,
-        mask: torch.Tensor,
+        mask: torch.Tensor, seen: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> dict[str, torch.Tensor]:
-        """Add what every method's G step shares (the segmenter prior L_bg) and the totals."""
+        """Add what every method's G step shares (the segmenter priors) and the totals.
+
+        ``seen``: (composite D sees, the mask inside it), for the mask-side prior.
+        """
         bg = self.bg_prior_loss(background)
         if bg is not None:
             total = total + self.bg_weight * bg
             terms["bg_prior"] = bg
+        if self.segmenter is not None and self.mask_prior_weight > 0 and seen is not None:
+            with torch.no_grad():
+                verdict = self.segmenter(seen[0].detach())
+            outside = mask_outside_prior(seen[1], verdict)
+            total = total + self.mask_prior_weight * outside
+            terms["mask_prior"] = outside
         terms["g_total"] = total
         terms["coverage"] = mask.mean()
         return terms
 
-    def set_segmenter(self, segmenter: nn.Module | None, weight: float) -> None:
-        """Freeze ``segmenter`` and use it for L_bg in every later G step (None turns it off)."""
+    def set_segmenter(
+        self, segmenter: nn.Module | None, weight: float, mask_weight: float = 0.0
+    ) -> None:
+        """Freeze ``segmenter`` and use it for L_bg (and the mask-side prior) in every later G step
+        (None turns both off)."""
         if segmenter is not None:
             segmenter = segmenter.to(self.device).eval().requires_grad_(False)
         self.segmenter = segmenter
         self.bg_weight = weight if segmenter is not None else 0.0
+        self.mask_prior_weight = mask_weight if segmenter is not None else 0.0
 
     def step(self, real: torch.Tensor) -> dict[str, torch.Tensor]:
         """One D step and one G step; returns detached loss terms (no host sync here).

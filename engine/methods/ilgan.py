@@ -83,4 +83,4 @@ class IlGan(LayeredGan):
         )
         terms = {"g_adv": adv, "mi_x": mi_x, "mi_m": mi_m, "binarize": binar, "size": size,
                  "border": border}
-        return self.with_shared_g_terms(total, terms, b, m)
+        return self.with_shared_g_terms(total, terms, b, m, (fake["fake"], m_p))

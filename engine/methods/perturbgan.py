@@ -29,7 +29,7 @@ class PerturbGan(LayeredGan):
         b, f, m = self.layers(self.sample_codes(n))
         b_j = contrast_jitter(b, k.contrast_low, k.contrast_high)
         fm = random_shift(torch.cat([f, m.to(f.dtype)], 1), k.max_shift)
-        return {"b": b, "m": m, "fake": composite(b_j, fm[:, :3], fm[:, 3:4])}
+        return {"b": b, "m": m, "m_p": fm[:, 3:4], "fake": composite(b_j, fm[:, :3], fm[:, 3:4])}
 
     def d_loss(self, real: torch.Tensor, fake: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         k = self.config.perturbgan
@@ -51,4 +51,4 @@ class PerturbGan(LayeredGan):
         binar = binarization(m)
         total = adv + k.size_weight * size + k.binarize_weight * binar
         terms = {"g_adv": adv, "size": size, "binarize": binar}
-        return self.with_shared_g_terms(total, terms, b, m)
+        return self.with_shared_g_terms(total, terms, b, m, (fake["fake"], fake["m_p"]))

@@ -277,7 +277,7 @@ class _Run:
     def _gan_stage(self, stage: Stage) -> Generator[Event, None, None]:
         cfg, method = self.config, self.method
         assert method is not None
-        method.set_segmenter(self.segmenter, cfg.pipeline.bg_weight)
+        method.set_segmenter(self.segmenter, cfg.pipeline.bg_weight, cfg.pipeline.mask_prior_weight)
         start = time.perf_counter() - self.stage_elapsed
         window_t, window_step = time.perf_counter(), self.step
         rate = 0.0
@@ -386,7 +386,8 @@ class _Run:
             where = f"restored the good checkpoint of step {self.step}"
         else:
             self.method = build_method(self.config, self.device)
-            self.method.set_segmenter(self.segmenter, self.config.pipeline.bg_weight)
+            self.method.set_segmenter(self.segmenter, self.config.pipeline.bg_weight,
+                                      self.config.pipeline.mask_prior_weight)
             self.step = self.stage_start_step
             where = f"restarted from scratch at step {self.step}"
         self._reseed(self.seed)
