@@ -9,8 +9,8 @@ Huge images: OpenCV allocates the whole decoded image before it can say anything
 photo is 900 MB as 8-bit RGB (more while it is converted). So the dimensions are read from the file
 header first (``header_size``: JPEG SOF, PNG IHDR, GIF, BMP, WebP) and a file over ``MAX_PIXELS`` is
 never handed to the full decoder. Callers that only need a small version (the training cache, GUI
-thumbnails) pass ``reduce_huge=True``: such a JPEG is then decoded at 1/2, 1/4 or 1/8 scale by
-libjpeg's DCT scaling, which never allocates the full-size image. Everything else (other formats,
+thumbnails) pass ``reduce_huge=True``: such a JPEG is then decoded at 1/8 scale by libjpeg's DCT
+scaling, which never allocates the full-size image (20000 x 15000 becomes 2500 x 1875, 14 MB). Everything else (other formats,
 and callers that need the photo's true size, such as mask export, whose masks must match the photo)
 gets a clear "too large" refusal instead of a decode that may exhaust memory.
 
@@ -35,11 +35,8 @@ log = logging.getLogger(__name__)
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif")
 # Beyond this a decode would take gigabytes; OpenCV's own cap is 2**30 pixels.
 MAX_PIXELS = 250_000_000
-_REDUCED_FLAGS = {
-    2: cv2.IMREAD_REDUCED_GRAYSCALE_2,  # only the scale bits: colour is asked for with COLOR_RGB
-    4: cv2.IMREAD_REDUCED_GRAYSCALE_4,
-    8: cv2.IMREAD_REDUCED_GRAYSCALE_8,
-}
+# Only the 1/8 scale bit: colour is asked for with IMREAD_COLOR_RGB (REDUCED_COLOR_8 means BGR).
+_REDUCED_8 = cv2.IMREAD_REDUCED_GRAYSCALE_8
 
 
 class ImageReadError(Exception):
@@ -90,7 +87,8 @@ def scan_images(
         if not is_image_name(entry.name):
             return False
         try:
-            return entry.is_file() or entry.is_symlink()  # a broken link is reported at read time
+            # A broken link is listed so that reading it reports it; a link to a folder is not.
+            return entry.is_file() or (entry.is_symlink() and not entry.is_dir())
         except OSError:
             return True
 
@@ -231,8 +229,8 @@ def decode_rgb(
     """Decode encoded image bytes to an (H, W, 3) uint8 RGB array, EXIF orientation applied.
 
     A file whose header says it has more than ``MAX_PIXELS`` pixels is refused before decoding;
-    with ``reduce_huge`` a JPEG is decoded at the largest of 1/2, 1/4, 1/8 that fits instead (see
-    the module docstring). The result is then smaller than the photo, so only callers that resize
+    with ``reduce_huge`` a JPEG is decoded at 1/8 scale instead (see the module docstring): the
+    callers that ask for it need under 100 px per side, and 1/8 keeps memory lowest. The result is then smaller than the photo, so only callers that resize
     anyway may ask for it.
     """
     if len(data) == 0:
@@ -246,11 +244,10 @@ def decode_rgb(
     dims = header_size(data)
     if dims is not None and dims[0] * dims[1] > MAX_PIXELS:
         w, h = dims
-        factor = next((f for f in (2, 4, 8) if -(-w // f) * -(-h // f) <= MAX_PIXELS), None)
-        if not (reduce_huge and data[:2] == b"\xff\xd8" and factor is not None):
+        if not (reduce_huge and data[:2] == b"\xff\xd8" and -(-w // 8) * -(-h // 8) <= MAX_PIXELS):
             raise ImageReadError(path, _too_large(w, h))
-        log.info("%s: %dx%d pixels, decoded at 1/%d scale", path, w, h, factor)
-        flags = cv2.IMREAD_COLOR_RGB | _REDUCED_FLAGS[factor]
+        log.info("%s: %dx%d pixels, decoded at 1/8 scale", path, w, h)
+        flags = cv2.IMREAD_COLOR_RGB | _REDUCED_8
     buf = np.frombuffer(data, dtype=np.uint8)
     try:
         img = cv2.imdecode(buf, flags)
