@@ -6,6 +6,9 @@ ground truth. GrabCut from a centred rectangle is always scored beside them: it 
 and a learned method that does not beat it is not worth its minutes. The ground truth is used only
 for scoring, never for training.
 
+Without ground truth (``gt=None``: a user's own folder has no masks) nothing is scored: the same
+few photos are segmented by every method and GrabCut and shown side by side in the figure.
+
 Runs live in ``OUT/<method>/``; a run that already has ``segmenter.pt`` is reused, so a comparison
 can be extended or re-scored without training again; one with checkpoints but no segmenter (an
 interrupted comparison) is resumed. ``latentdir`` needs a layered-GAN generator:
@@ -45,7 +48,7 @@ EventSink = Callable[[str, Event], None]
 @dataclass(frozen=True)
 class CompareConfig:
     folder: str
-    gt: str
+    gt: str | None  # None: no scores, only the side-by-side figure
     out: str
     methods: tuple[str, ...] = METHODS
     minutes: float | None = 10.0  # per method
@@ -77,7 +80,8 @@ class Row:
 
 
 # -- training -----------------------------------------------------------------------------------
-def _events_for(method: str, cfg: CompareConfig, run_dir: Path, gan_run: Path | None) -> Iterator[Event]:
+def _events_for(method: str, cfg: CompareConfig, run_dir: Path, gan_run: Path | None,
+                control: RunControl) -> Iterator[Event]:
     from engine.train.checkpoint import list_checkpoints
 
     over = cfg.overrides.get(method, {})
@@ -89,28 +93,28 @@ def _events_for(method: str, cfg: CompareConfig, run_dir: Path, gan_run: Path | 
 
         config = RunConfig(folder=cfg.folder, out=str(run_dir), method=method, size=cfg.size,
                            device=cfg.device, seed=cfg.seed, **budget)
-        return train(replace(config, **over), RunControl(), resume=resume)
+        return train(replace(config, **over), control, resume=resume)
     if method == "redo":
         from engine.methods.redo import RedoConfig, train_redo
 
         redo = RedoConfig(folder=cfg.folder, out=str(run_dir), size=cfg.size, device=cfg.device,
                           seed=cfg.seed, **budget)
-        return train_redo(replace(redo, **over), RunControl(), resume=resume)
+        return train_redo(replace(redo, **over), control, resume=resume)
     from engine.methods.latentdir import LatentDirConfig, run_latentdir
 
     assert gan_run is not None
     ld = LatentDirConfig(generator_run=str(gan_run), out=str(run_dir), device=cfg.device,
                          seed=cfg.seed, **budget)
-    return run_latentdir(replace(ld, **over), RunControl())
+    return run_latentdir(replace(ld, **over), control)
 
 
 def _train(method: str, cfg: CompareConfig, run_dir: Path, gan_run: Path | None,
-           sink: EventSink | None) -> tuple[float, str | None]:
+           sink: EventSink | None, control: RunControl) -> tuple[float, str | None]:
     """Run one method to the end; returns (seconds, error or None)."""
     start = time.perf_counter()
     error = None
     finished = False
-    for ev in _events_for(method, cfg, run_dir, gan_run):
+    for ev in _events_for(method, cfg, run_dir, gan_run, control):
         if sink is not None:
             sink(method, ev)
         if isinstance(ev, Failed):
@@ -173,8 +177,10 @@ def _segment_folder(segmenter: Path, photos: list[Path], out_dir: Path, device: 
             write_bytes(out_dir / f"{p.stem}.png", _encode_png((m * 255 + 0.5).astype(np.uint8)))
 
 
-def _grabcut_folder(photos: list[Path], out_dir: Path) -> None:
+def _grabcut_folder(photos: list[Path], out_dir: Path, control: RunControl) -> None:
     for p in photos:
+        if control.stop_requested:
+            return
         dst = out_dir / f"{p.stem}.png"
         if dst.exists():
             continue
@@ -190,19 +196,42 @@ def _scores(result: dict[str, Any]) -> dict[str, float]:
 
 
 # -- the comparison -----------------------------------------------------------------------------
-def run_compare(cfg: CompareConfig, sink: EventSink | None = None) -> dict[str, Any]:
-    """Train (or reuse) each method, score all of them and GrabCut, write OUT/report.md + .png."""
-    out, folder, gt = Path(cfg.out), Path(cfg.folder), Path(cfg.gt)
-    photos = _photos_with_gt(folder, gt)
-    if not photos:
-        raise ValueError(f"no photo in {folder} has a ground-truth mask (same name) in {gt}")
+def _spread(photos: list[Path], n: int) -> list[Path]:
+    """``n`` photos spread evenly over the (sorted) list, so the figure is not all one corner."""
+    return [photos[i] for i in np.linspace(0, len(photos) - 1, min(n, len(photos))).round().astype(int)]
+
+
+def run_compare(cfg: CompareConfig, sink: EventSink | None = None,
+                control: RunControl | None = None) -> dict[str, Any] | None:
+    """Train (or reuse) each method, score all of them and GrabCut, write OUT/report.md + .png.
+
+    Without ground truth only the figure's photos are segmented and the rows carry no scores.
+    A stop request on ``control`` stops the method training now at its next step (it keeps a
+    checkpoint, so the same comparison resumes it later); then nothing more runs, no report is
+    written and None is returned.
+    """
+    control = control or RunControl()
+    out, folder = Path(cfg.out), Path(cfg.folder)
+    gt = Path(cfg.gt) if cfg.gt else None
+    if gt is not None:
+        photos = _photos_with_gt(folder, gt)
+        if not photos:
+            raise ValueError(f"no photo in {folder} has a ground-truth mask (same name) in {gt}")
+        shown = _spread(photos, FIGURE_PHOTOS)
+    else:
+        shown = photos = _spread(scan_images(folder), FIGURE_PHOTOS)
+        if not photos:
+            raise ValueError(f"no photos in {folder}")
     rows: list[Row] = []
     order = sorted(cfg.methods, key=lambda m: m == "latentdir")  # its generator comes first
     for method in order:
+        if control.stop_requested:
+            log.info("comparison stopped before %s; no report written", method)
+            return None
         run_dir = out / method
         gan_run = None
         if method == "latentdir":
-            gan_run = _gan_for_latentdir(cfg, out, rows, sink)
+            gan_run = _gan_for_latentdir(cfg, out, rows, sink, control)
             if gan_run is None:
                 rows.append(Row(method, "failed", note="no layered-GAN run to reuse"))
                 continue
@@ -210,29 +239,36 @@ def run_compare(cfg: CompareConfig, sink: EventSink | None = None) -> dict[str, 
             log.info("%s: reusing %s", method, run_dir / "segmenter.pt")
             row = Row(method, "reused", train_s=_train_s(run_dir))
         else:
-            seconds, error = _train(method, cfg, run_dir, gan_run, sink)
+            seconds, error = _train(method, cfg, run_dir, gan_run, sink, control)
             row = Row(method, "failed" if error else "trained", train_s=seconds, note=error or "")
+        if control.stop_requested:
+            log.info("comparison stopped during %s; no report written", method)
+            return None
         if gan_run is not None:
             row.note = (row.note + "; " if row.note else "") + f"generator of {gan_run.name}"
         if row.status != "failed":
             masks = run_dir / "masks"
             _segment_folder(run_dir / "segmenter.pt", photos, masks, cfg.device)
-            row.scores = _scores(evaluate_folders(masks, gt, cfg.ignore))
+            if gt is not None:
+                row.scores = _scores(evaluate_folders(masks, gt, cfg.ignore))
         rows.append(row)
 
     t0 = time.perf_counter()
-    _grabcut_folder(photos, out / BASELINE / "masks")
-    base = Row(BASELINE, "baseline", _scores(evaluate_folders(out / BASELINE / "masks", gt, cfg.ignore)),
-               train_s=time.perf_counter() - t0, note="no training; centred rectangle, 5 iterations")
+    _grabcut_folder(photos, out / BASELINE / "masks", control)
+    if control.stop_requested:
+        return None
+    base_scores = _scores(evaluate_folders(out / BASELINE / "masks", gt, cfg.ignore)) if gt else {}
+    base = Row(BASELINE, "baseline", base_scores, train_s=time.perf_counter() - t0,
+               note="no training; centred rectangle, 5 iterations")
     rows.append(base)
     by_name = {r.method: r for r in rows}
     rows = [by_name[m] for m in (*cfg.methods, BASELINE) if m in by_name]
 
     figure = out / "report.png"
-    shown = [photos[i] for i in np.linspace(0, len(photos) - 1, min(FIGURE_PHOTOS, len(photos))).round().astype(int)]
-    _write_figure(figure, shown, gt, out, [r.method for r in rows if r.scores])
+    _write_figure(figure, shown, gt, out, [r.method for r in rows if r.status != "failed"])
     report = {
-        "folder": str(folder), "gt": str(gt), "ignore": cfg.ignore, "images": len(photos),
+        "folder": str(folder), "gt": str(gt) if gt else None, "ignore": cfg.ignore,
+        "images": len(photos), "scored": gt is not None,
         "budget": {"minutes_per_method": cfg.minutes, "steps_per_method": cfg.steps},
         "size": cfg.size, "device": _device_text(cfg.device),
         "rows": [r.__dict__ for r in rows],
@@ -242,7 +278,8 @@ def run_compare(cfg: CompareConfig, sink: EventSink | None = None) -> dict[str, 
     return report
 
 
-def _gan_for_latentdir(cfg: CompareConfig, out: Path, rows: list[Row], sink: EventSink | None) -> Path | None:
+def _gan_for_latentdir(cfg: CompareConfig, out: Path, rows: list[Row], sink: EventSink | None,
+                       control: RunControl) -> Path | None:
     """A finished layered-GAN run in OUT to take the generator from (trains ilgan if none)."""
     for name in GAN_FOR_LATENTDIR:
         if (out / name / "segmenter.pt").exists():
@@ -250,7 +287,7 @@ def _gan_for_latentdir(cfg: CompareConfig, out: Path, rows: list[Row], sink: Eve
     if "ilgan" in cfg.methods:
         return None  # it was tried above and failed
     log.info("latentdir: no finished ilgan/perturbgan run in %s; training ilgan first", out)
-    _, error = _train("ilgan", cfg, out / "ilgan", None, sink)
+    _, error = _train("ilgan", cfg, out / "ilgan", None, sink, control)
     return None if error else out / "ilgan"
 
 
@@ -264,14 +301,20 @@ def _markdown(report: dict[str, Any], rows: list[Row], figure: str) -> str:
     budget = report["budget"]
     spent = (f"{budget['minutes_per_method']:g} min per method" if budget["minutes_per_method"]
              else f"{budget['steps_per_method']} steps per method")
+    if report["gt"]:
+        photos = (f"Photos: `{report['folder']}` ({report['images']} with ground truth in "
+                  f"`{report['gt']}`)" + (f", ignore masks `{report['ignore']}`" if report["ignore"] else "") + ".")
+        scoring = ["Scores: per-image IoU, mIoU and accuracy at threshold 0.5, averaged; maxF with beta^2 = 0.3.",
+                   "The ground truth is used only for these scores, never for training."]
+    else:
+        photos = f"Photos: `{report['folder']}`; no ground truth, so no scores: compare the masks in the figure."
+        scoring = []
     lines = [
         "# Peel method comparison",
         "",
-        f"Photos: `{report['folder']}` ({report['images']} with ground truth in `{report['gt']}`)"
-        + (f", ignore masks `{report['ignore']}`" if report["ignore"] else "") + ".",
+        photos,
         f"Budget: {spent}; training size {report['size']} px; device {report['device']}.",
-        "Scores: per-image IoU, mIoU and accuracy at threshold 0.5, averaged; maxF with beta^2 = 0.3.",
-        "The ground truth is used only for these scores, never for training.",
+        *scoring,
         "",
         "| method | IoU | mIoU | accuracy | maxF | train time | status | notes |",
         "|---|---|---|---|---|---|---|---|",
@@ -288,7 +331,8 @@ def _markdown(report: dict[str, Any], rows: list[Row], figure: str) -> str:
         "",
         f"![photos segmented by each method]({figure})",
         "",
-        "Figure: one row per photo; columns: photo, ground truth, then each method's mask "
+        "Figure: one row per photo; columns: photo, " + ("ground truth, " if report["gt"] else "")
+        + "then each method's mask "
         "(object kept, background dimmed, outline in red).",
         "",
     ]
@@ -304,11 +348,11 @@ def _overlay(rgb: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return out
 
 
-def _write_figure(path: Path, photos: list[Path], gt: Path, out: Path, methods: list[str]) -> None:
+def _write_figure(path: Path, photos: list[Path], gt: Path | None, out: Path, methods: list[str]) -> None:
     from engine.imageio import read_mask
 
-    gts = {p.stem: p for p in scan_images(gt)}
-    header = ["photo", "ground truth", *methods]
+    gts = {p.stem: p for p in scan_images(gt)} if gt is not None else None
+    header = ["photo", *(["ground truth"] if gts is not None else []), *methods]
     rows = []
     for p in photos:
         rgb = read_rgb(p)
@@ -323,7 +367,8 @@ def _write_figure(path: Path, photos: list[Path], gt: Path, out: Path, methods: 
                 return np.zeros_like(small)
             return _overlay(small, cv2.resize(m, (tw, THUMB), interpolation=cv2.INTER_LINEAR))
 
-        cells = [small, cell(gts[p.stem])] + [cell(out / m / "masks" / f"{p.stem}.png") for m in methods]
+        truth = [cell(gts[p.stem])] if gts is not None else []
+        cells = [small, *truth] + [cell(out / m / "masks" / f"{p.stem}.png") for m in methods]
         rows.append(cells)
     col_w = [max(r[c].shape[1] for r in rows) for c in range(len(header))]
     gap, top = 4, 22

@@ -44,3 +44,42 @@ def test_compare_writes_a_report_row_per_method(tiny_demo_folder: Path, tmp_path
     again = run_compare(cfg, sink=lambda method, ev: seen.append("again-" + method))
     assert not [s for s in seen if s.startswith("again-")]
     assert [r["status"] for r in again["rows"]] == ["reused", "reused", "reused", "baseline"]
+
+
+def test_compare_without_ground_truth_shows_masks_only(tiny_demo_folder: Path, tmp_path: Path) -> None:
+    """A user's own folder has no masks: every method still segments the same photos, unscored."""
+    from engine.compare import FIGURE_PHOTOS
+
+    out = tmp_path / "cmp"
+    cfg = CompareConfig(folder=str(tiny_demo_folder), gt=None, out=str(out), methods=("redo",),
+                        minutes=None, steps=2, size=32, device="cpu", overrides=TINY)
+    report = run_compare(cfg)
+    assert report is not None and report["scored"] is False and report["gt"] is None
+    assert [(r["method"], r["status"], r["scores"]) for r in report["rows"]] == [
+        ("redo", "trained", {}), ("grabcut", "baseline", {})]
+    assert len(list((out / "redo" / "masks").glob("*.png"))) == FIGURE_PHOTOS  # only the figure's
+    assert len(list((out / "grabcut" / "masks").glob("*.png"))) == FIGURE_PHOTOS
+    md = (out / "report.md").read_text(encoding="utf-8")
+    assert "no ground truth" in md and "| redo | — | — | — | — |" in md
+    assert (out / "report.png").stat().st_size > 1000
+
+
+def test_compare_stop_request_writes_no_report(tiny_demo_folder: Path, tmp_path: Path) -> None:
+    from engine.control import RunControl
+    from engine.events import Progress
+
+    control = RunControl()
+    out = tmp_path / "cmp"
+    cfg = CompareConfig(folder=str(tiny_demo_folder), gt=None, out=str(out), methods=("redo", "ilgan"),
+                        minutes=None, steps=10_000, size=32, device="cpu", overrides=TINY)
+    seen: list[str] = []
+
+    def sink(method: str, ev: object) -> None:
+        seen.append(method)
+        if isinstance(ev, Progress):
+            control.stop()
+
+    assert run_compare(cfg, sink=sink, control=control) is None
+    assert set(seen) == {"redo"}  # ilgan never started
+    assert not (out / "report.md").exists()
+    assert list((out / "redo" / "checkpoints").glob("step-*.pt"))  # resumable later
