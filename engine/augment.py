@@ -2,7 +2,8 @@
 
 Everything here is differentiable with respect to the images, so it can sit inside the generator
 step. Random parameters are drawn per sample from torch's global RNG (seeded and checkpointed by the
-trainer).
+trainer), through ``rows`` so that under torchrun each sample of the global batch gets the same
+numbers as in a single process (engine/train/distributed.py).
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import math
 
 import torch
 import torch.nn.functional as F
+
+from engine.train.distributed import rows
 
 
 def shift_images(x: torch.Tensor, dx: torch.Tensor, dy: torch.Tensor) -> torch.Tensor:
@@ -33,8 +36,8 @@ def random_shift(x: torch.Tensor, max_fraction: float) -> torch.Tensor:
     d = int(round(max_fraction * min(h, w)))
     if d == 0:
         return x
-    dx = torch.randint(-d, d + 1, (n,), device=x.device)
-    dy = torch.randint(-d, d + 1, (n,), device=x.device)
+    dx = rows(n, lambda m: torch.randint(-d, d + 1, (m,), device=x.device))
+    dy = rows(n, lambda m: torch.randint(-d, d + 1, (m,), device=x.device))
     return shift_images(x, dx, dy)
 
 
@@ -46,7 +49,7 @@ def random_affine(
     dev = x.device
 
     def uniform(lo: float, hi: float) -> torch.Tensor:
-        return torch.rand(n, device=dev) * (hi - lo) + lo
+        return rows(n, lambda m: torch.rand(m, device=dev)) * (hi - lo) + lo
 
     angle = uniform(-max_rotate_deg, max_rotate_deg) * (math.pi / 180)
     scale = uniform(1 - max_scale, 1 + max_scale)
@@ -62,7 +65,8 @@ def random_affine(
 
 def contrast_jitter(x: torch.Tensor, low: float, high: float) -> torch.Tensor:
     """Scale each sample's deviation from its mean by a factor in [low, high] (PerturbGAN's B)."""
-    k = torch.rand(x.shape[0], 1, 1, 1, device=x.device, dtype=x.dtype) * (high - low) + low
+    k = rows(x.shape[0], lambda m: torch.rand(m, 1, 1, 1, device=x.device, dtype=x.dtype))
+    k = k * (high - low) + low
     mean = x.mean(dim=(1, 2, 3), keepdim=True)
     return ((x - mean) * k + mean).clamp(-1, 1)
 
@@ -77,7 +81,7 @@ def diff_augment(x: torch.Tensor) -> torch.Tensor:
     dev, dt = x.device, x.dtype
 
     def r(*shape: int) -> torch.Tensor:
-        return torch.rand(n, *shape, device=dev, dtype=dt)
+        return rows(n, lambda m: torch.rand(m, *shape, device=dev, dtype=dt))
 
     x = x + (r(1, 1, 1) - 0.5)  # brightness +-0.5
     mean_c = x.mean(dim=1, keepdim=True)
@@ -87,8 +91,8 @@ def diff_augment(x: torch.Tensor) -> torch.Tensor:
     x = random_shift(x, 0.125)
     # Cutout: one square of half the side per sample, zeroed.
     ch, cw = h // 2, w // 2
-    cy = torch.randint(0, h, (n, 1, 1), device=dev)
-    cx = torch.randint(0, w, (n, 1, 1), device=dev)
+    cy = rows(n, lambda m: torch.randint(0, h, (m, 1, 1), device=dev))
+    cx = rows(n, lambda m: torch.randint(0, w, (m, 1, 1), device=dev))
     ys = torch.arange(h, device=dev).view(1, h, 1)
     xs = torch.arange(w, device=dev).view(1, 1, w)
     hole = ((ys - cy).abs() * 2 < ch) & ((xs - cx).abs() * 2 < cw)

@@ -7,6 +7,8 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
+from engine.train.distributed import rows
+
 
 def hinge_d(real_scores: torch.Tensor, fake_scores: torch.Tensor) -> torch.Tensor:
     return F.relu(1 - real_scores).mean() + F.relu(1 + fake_scores).mean()
@@ -25,7 +27,7 @@ def gradient_penalty(
     critic: Callable[[torch.Tensor], torch.Tensor], real: torch.Tensor, fake: torch.Tensor
 ) -> torch.Tensor:
     """WGAN-GP: (||grad critic(x_hat)|| - 1)^2 on random interpolates of real and fake."""
-    eps = torch.rand(real.shape[0], 1, 1, 1, device=real.device, dtype=real.dtype)
+    eps = rows(real.shape[0], lambda m: torch.rand(m, 1, 1, 1, device=real.device, dtype=real.dtype))
     x_hat = (eps * real + (1 - eps) * fake).requires_grad_(True)
     scores = critic(x_hat)
     (grad,) = torch.autograd.grad(scores.sum(), x_hat, create_graph=True)

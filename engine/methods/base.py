@@ -21,6 +21,7 @@ from engine.config import RunConfig
 from engine.losses import background_prior, mask_outside_prior
 from engine.nets.discriminator import Discriminator
 from engine.nets.generator import BackgroundGenerator, ForegroundGenerator
+from engine.train import distributed
 
 CHANNELS_LAST = torch.channels_last
 
@@ -52,6 +53,7 @@ class LayeredGan:
         self.build_heads()
         for m in self._trained_modules().values():
             m.to(device, memory_format=CHANNELS_LAST)
+            distributed.convert_batch_norm(m)  # global batch statistics under torchrun
         self.ema_bg = copy.deepcopy(self.bg).eval().requires_grad_(False)
         self.ema_fg = copy.deepcopy(self.fg).eval().requires_grad_(False)
         lr_g, lr_d, betas = self.optimiser_settings()
@@ -91,7 +93,9 @@ class LayeredGan:
     # -- shared machinery ---------------------------------------------------------------------
     def sample_codes(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """(n, code_dim) unit Gaussian codes: [z | private code]."""
-        return torch.randn(n, self.code_dim, generator=generator).to(self.device)
+        if generator is not None:
+            return torch.randn(n, self.code_dim, generator=generator).to(self.device)
+        return distributed.rows(n, lambda m: torch.randn(m, self.code_dim)).to(self.device)
 
     def autocast(self) -> contextlib.AbstractContextManager[Any]:
         """bf16 autocast on CUDA when supported (no GradScaler needed); full precision otherwise."""
@@ -145,6 +149,16 @@ class LayeredGan:
         self.mask_prior_weight = mask_weight if segmenter is not None else 0.0
 
     def step(self, real: torch.Tensor) -> dict[str, torch.Tensor]:
+        """One D step and one G step on the global batch ``real``; returns detached loss terms.
+
+        Under torchrun each process trains on its rows of ``real``, draws its randomness for the
+        global batch, averages gradients, and returns the terms averaged over processes
+        (engine/train/distributed.py); alone, it is ``_step(real)``.
+        """
+        with distributed.sharded_draws():
+            return distributed.mean_terms(self._step(distributed.shard(real)))
+
+    def _step(self, real: torch.Tensor) -> dict[str, torch.Tensor]:
         """One D step and one G step; returns detached loss terms (no host sync here).
 
         Both steps share one generated batch (D sees it detached): a second generator forward
@@ -160,6 +174,7 @@ class LayeredGan:
             fake = self.make_fake(real.shape[0])
             d_terms = self.d_loss(real, fake)
         d_terms["d_total"].backward()
+        distributed.average_grads(self.opt_d)
         self.opt_d.step()
 
         self.disc.requires_grad_(False)
@@ -169,6 +184,7 @@ class LayeredGan:
         with self.autocast():
             g_terms = self.g_loss(fake)
         g_terms["g_total"].backward()
+        distributed.average_grads(self.opt_g)
         self.opt_g.step()
         self.steps_done += 1
         self.update_ema()

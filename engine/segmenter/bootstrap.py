@@ -32,6 +32,7 @@ from engine.segmenter.fit import Sampler, fit_unet
 from engine.segmenter.grabcut_cache import cache_key, compute_one, load_cached
 from engine.segmenter.model import SegmenterLoadError, load_segmenter, save_segmenter
 from engine.segmenter.pairs import filter_pairs
+from engine.train import distributed
 
 log = logging.getLogger(__name__)
 
@@ -232,10 +233,13 @@ def bootstrap_prior(
             step=step0, message="no photos to bootstrap from; the prior is untrained"
         )
         return unet.to(device).eval().requires_grad_(False)
-    masks = yield from grabcut_masks(
-        cache, boot_dir / "masks", GRABCUT_SHARE * budget_s, control, step0
-    )
-    if control.stop_requested or not masks:
+    masks: dict[int, np.ndarray] = {}
+    if distributed.is_main():  # under torchrun rank 0 GrabCuts, the others receive its masks
+        masks = yield from grabcut_masks(
+            cache, boot_dir / "masks", GRABCUT_SHARE * budget_s, control, step0
+        )
+    masks = distributed.broadcast_object(masks)  # type: ignore[assignment]
+    if distributed.stop_agreed(control) or not masks:
         if not masks:
             yield WarningEvent(step=step0, message="GrabCut gave no masks; the prior is untrained")
         return unet.to(device).eval().requires_grad_(False)
@@ -259,7 +263,7 @@ def bootstrap_prior(
     sample = make_sampler(images, mask_arr, size)
     unet = yield from fit_unet(sample, unet, device, remaining, steps, BATCH, control, PHASE, step0)
     unet.eval().requires_grad_(False)
-    if not control.stop_requested:
+    if not control.stop_requested and distributed.is_main():
         source = cache.paths[0].parent.name if cache.paths else ""
         save_segmenter(prior_path, unet, size=size, method=METHOD, source=source)
         log.info("saved %s", prior_path)

@@ -49,7 +49,7 @@ from engine.events import (
 )
 from engine.methods import LayeredGan, build_method, perturbgan_encoder
 from engine.train import checkpoint as ckpt
-from engine.train import pair_sources
+from engine.train import distributed, pair_sources
 from engine.train.checkpoint import CheckpointError
 from engine.train.collapse import MaskStats, Verdict, check, mask_stats, non_finite
 from engine.train.metrics_log import MetricsLog
@@ -141,12 +141,18 @@ class _Run:
         else:
             configure_cpu_threads()
         self.device, device_warning = pick_device(cfg.device)
+        # Under torchrun: join the process group, cuda:LOCAL_RANK; only rank 0 writes the run.
+        self.device = distributed.setup(self.device, cfg.threads)
+        distributed.check_batch(cfg.batch, "--batch")
+        if not distributed.is_main():
+            self.metrics = distributed.NullLog()  # type: ignore[assignment]
         payload = self._resume_payload() if resume else None
         if payload is None and ckpt.list_checkpoints(self.run_dir):
             raise RunError(
                 f"{self.run_dir} already holds a run; resume it (--resume) or choose a new folder"
             )
-        write_json(self.run_dir / "config.json", cfg.to_dict())
+        if distributed.is_main():
+            write_json(self.run_dir / "config.json", cfg.to_dict())
 
         self._reseed(self.seed)
         bad_files: list[str] = []
@@ -190,7 +196,7 @@ class _Run:
                 yield from perturbgan_encoder.encoder_stage(self, stage)
             else:
                 yield from self._segmenter_stage(stage)
-            if self.control.stop_requested:
+            if distributed.stop_agreed(self.control):
                 yield self._checkpoint(good=False)
                 yield Finished(self.step, str(self.run_dir), stopped=True, summary=self._summary())
                 return
@@ -282,7 +288,7 @@ class _Run:
         window_t, window_step = time.perf_counter(), self.step
         rate = 0.0
         while not self._stage_done(stage, time.perf_counter() - start):
-            if self.control.stop_requested:
+            if distributed.stop_agreed(self.control):
                 break
             if self.control.paused:
                 paused_at = time.perf_counter()
@@ -320,7 +326,8 @@ class _Run:
     def _stage_done(self, stage: Stage, elapsed: float) -> bool:
         if stage.end_step is not None:
             return self.step >= stage.end_step
-        return stage.budget_s is not None and elapsed >= stage.budget_s
+        # Under torchrun the budget runs on rank 0's clock, so all ranks stop at the same step.
+        return distributed.agree_done(stage.budget_s is not None and elapsed >= stage.budget_s)
 
     def _progress(self, stage: Stage, rate: float) -> Progress:
         if stage.end_step is not None:
@@ -412,7 +419,8 @@ class _Run:
         sample = self.method.sample(self.preview_codes, ema=True)
         arrays = sample_arrays(sample)
         path = self.run_dir / "previews" / f"step-{self.step:07d}.png"
-        write_grid(path, arrays)
+        if distributed.is_main():
+            write_grid(path, arrays)
         return Preview(self.step, **arrays, coverage=float(sample.mask.mean()), path=str(path))
 
     def _checkpoint(self, good: bool) -> CheckpointSaved:
@@ -429,6 +437,8 @@ class _Run:
             "method": self.method.state_dict(),
             "rng": ckpt.capture_rng(self.data_rng),
         }
+        if not distributed.is_main():
+            return CheckpointSaved(self.step, "", good=good)
         path = ckpt.save_rolling(self.run_dir, self.step, payload, self.config.keep_checkpoints, good)
         return CheckpointSaved(self.step, str(path), good=good)
 
@@ -522,8 +532,9 @@ class _Run:
         if self.control.stop_requested:
             return
         unet.eval().requires_grad_(False)
-        save_segmenter(self.run_dir / "segmenter.pt", unet, self.config.size, self.config.method,
-                       Path(self.config.folder).name)
+        if distributed.is_main():
+            save_segmenter(self.run_dir / "segmenter.pt", unet, self.config.size,
+                           self.config.method, Path(self.config.folder).name)
         self.segmenter = unet
 
     def _agreement_with(self, judge: Any) -> float:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import io
 import signal
 import sys
 import threading
@@ -53,9 +54,12 @@ def run(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from engine.config import PerturbGanConfig, PipelineConfig, RunConfig
+    from engine.train import distributed
 
     if not args.folder.is_dir():
         raise CliError(f"not a folder: {args.folder}")
+    if args.method == "redo" and distributed.launched():
+        raise CliError("--method redo does not run under torchrun; use ilgan or perturbgan")
     if args.segmenter != "unet" and args.method != "perturbgan":
         raise CliError("--segmenter encoder needs --method perturbgan")
     minutes = args.minutes if args.minutes is not None or args.steps is not None else 20.0
@@ -84,8 +88,12 @@ def consume(config: object, resume: bool, out: TextIO) -> int:
         Started,
         WarningEvent,
     )
+    from engine.train import distributed
     from engine.train.runner import train
 
+    rank = distributed.env_rank()
+    if rank > 0:  # under torchrun rank 0 reports; the other ranks only speak to fail
+        out = io.StringIO()
     tty = out.isatty()
     control = RunControl()
     open_line = False
@@ -120,6 +128,8 @@ def consume(config: object, resume: bool, out: TextIO) -> int:
                 say(f"checkpoint {ev.path}" + ("" if ev.good else " (not marked good)"))
             elif isinstance(ev, Failed):
                 say(f"error: {ev.error}")
+                if rank > 0:
+                    print(f"rank {rank}: error: {ev.error}", file=sys.stderr)
                 return 1
             elif isinstance(ev, Finished):
                 verb = "stopped" if ev.stopped else "finished"
@@ -130,6 +140,7 @@ def consume(config: object, resume: bool, out: TextIO) -> int:
     finally:
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
+        distributed.shutdown()
     return 130 if control.stop_requested else 0
 
 
