@@ -485,7 +485,7 @@ class _Run:
         sameness = self._mask_sameness()
         t_stage = time.perf_counter()
         photos = (yield from self._photo_pairs(teacher, stage)) if teacher is not None else None
-        if self.control.stop_requested:
+        if distributed.stop_agreed(self.control):
             return
         use_gan = teacher is None or (
             agreement is not None and agreement >= pipe.min_agreement
@@ -551,8 +551,11 @@ class _Run:
             from engine.segmenter.bootstrap import make_sampler
             from engine.segmenter.relabel import refined_labels
 
-            labels = yield from refined_labels(self.dataset.cache, teacher, self.config.size,
-                                               self.device, self.control, stage.name, self.step)
+            labels = None
+            if distributed.is_main():  # under torchrun rank 0 refines, the others receive it
+                labels = yield from refined_labels(self.dataset.cache, teacher, self.config.size,
+                                                   self.device, self.control, stage.name, self.step)
+            labels = distributed.broadcast_object(labels)
             if labels is not None:
                 return make_sampler(*labels, self.config.size, seed=self.seed + 11)
         return pair_sources.labelled_photos(self.dataset, teacher, self.device, self.seed + 11)

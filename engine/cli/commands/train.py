@@ -58,8 +58,8 @@ def run(args: argparse.Namespace) -> int:
 
     if not args.folder.is_dir():
         raise CliError(f"not a folder: {args.folder}")
-    if args.method == "redo" and distributed.launched():
-        raise CliError("--method redo does not run under torchrun; use ilgan or perturbgan")
+    if distributed.launched() and (args.method == "redo" or args.segmenter != "unet"):
+        raise CliError("under torchrun only --method ilgan|perturbgan with --segmenter unet run")
     if args.segmenter != "unet" and args.method != "perturbgan":
         raise CliError("--segmenter encoder needs --method perturbgan")
     minutes = args.minutes if args.minutes is not None or args.steps is not None else 20.0
