@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.config import RunConfig
+from engine.control import RunControl
 
 ProgressFn = Callable[[int, int], None]
 
@@ -99,3 +100,96 @@ def masks_job(run_dir: str, in_dir: str, out_dir: str, fmt: str,
                             progress=lambda p: progress(p.processed, p.todo), cancel=cancel)
 
     return job
+
+
+# -- method comparison (peel compare) ----------------------------------------------------------
+class CancelControl(RunControl):
+    """A RunControl that also stops when the job's cancel event is set (Cancel, or the window
+    closing), so every trainer of the comparison ends at its next step with a checkpoint."""
+
+    def __init__(self, cancel: threading.Event) -> None:
+        super().__init__()
+        self._cancel = cancel
+
+    @property
+    def stop_requested(self) -> bool:
+        return self._cancel.is_set() or super().stop_requested
+
+    def wait_if_paused(self, poll_s: float = 0.1) -> bool:
+        return super().wait_if_paused(poll_s) or self.stop_requested
+
+
+@dataclasses.dataclass(frozen=True)
+class CompareOutcome:
+    out_dir: str
+    report: dict[str, Any] | None  # None: cancelled before the report was written
+
+
+def compare_config(folder: str, out: str, methods: tuple[str, ...], minutes: float,
+                   gt: str | None, size: int, device: str,
+                   overrides: dict[str, Any] | None = None) -> Any:
+    """The engine's CompareConfig from the dialog's choice; raises ValueError on bad values.
+
+    ``overrides`` replaces any CompareConfig field (tests: steps instead of minutes, tiny nets).
+    """
+    from engine.compare import CompareConfig
+
+    if gt and not os.path.isdir(gt):
+        raise ValueError(f"the ground-truth folder does not exist: {gt}")
+    if os.path.abspath(out) == os.path.abspath(folder):
+        raise ValueError("the output folder must differ from the photo folder")
+    kwargs: dict[str, Any] = {"folder": folder, "out": out, "methods": tuple(methods),
+                              "minutes": minutes, "gt": gt or None, "size": size,
+                              "device": device, **(overrides or {})}
+    return CompareConfig(**kwargs)
+
+
+def compare_job(config: Any, torch_threads: int) -> Callable[[Any, threading.Event], Any]:
+    """``run_compare`` as a job: progress per method, a status note per stage, cancel = stop."""
+
+    def job(progress: Any, cancel: threading.Event) -> CompareOutcome:
+        import torch
+
+        from engine.compare import run_compare
+        from engine.events import Failed, Finished, PhaseChanged, Progress, Started, WarningEvent
+
+        note = getattr(progress, "note", lambda text, level="info": None)
+        seen: list[str] = []
+        steps = 1000
+
+        def sink(method: str, ev: object) -> None:
+            if method not in seen:
+                seen.append(method)
+            total = (max(len(config.methods), len(seen)) + 1) * steps  # + GrabCut and the report
+            done = seen.index(method) * steps
+            if isinstance(ev, Started):
+                # Each trainer sizes torch's pool to every core; leave the window its core.
+                torch.set_num_threads(torch_threads)
+                note(f"{method}: training on {ev.device}")
+            elif isinstance(ev, PhaseChanged):
+                note(f"{method}: {ev.phase}" + (f" · {ev.detail}" if ev.detail else ""))
+            elif isinstance(ev, Progress):
+                progress(done + int(min(max(ev.fraction, 0.0), 1.0) * steps), total)
+            elif isinstance(ev, WarningEvent):
+                note(f"{method}: {ev.message}", "warning")
+            elif isinstance(ev, Failed):
+                note(f"{method} failed: {ev.error}", "error")
+            elif isinstance(ev, Finished):
+                progress(done + steps, total)
+                note(f"{method}: {'stopped' if ev.stopped else 'trained'}; segmenting the photos")
+
+        note(f"Comparing {', '.join(config.methods)} in {config.out}")
+        progress(0, 0)
+        report = run_compare(config, sink=sink, control=CancelControl(cancel))
+        return CompareOutcome(str(config.out), report)
+
+    return job
+
+
+def read_compare_report(out_dir: str) -> dict[str, Any]:
+    """OUT/report.json as written by ``run_compare``; raises OSError/ValueError."""
+    with open(Path(out_dir) / "report.json", encoding="utf-8") as fh:
+        report = json.load(fh)
+    if not isinstance(report, dict) or "rows" not in report:
+        raise ValueError(f"{out_dir}: not a comparison report")
+    return report

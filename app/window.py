@@ -13,7 +13,7 @@ from PySide6.QtWidgets import QLabel, QMainWindow, QSplitter, QTabWidget, QVBoxL
 from app import engine_calls
 from app.dialogs import Prompter
 from app.dispatch import dispatch
-from app.panels.export_dialog import ExportMasksDialog
+from app.panels.compare import ComparePanel
 from app.panels.folder import FolderPanel, dropped_folder
 from app.panels.log import LogPane
 from app.panels.results import ResultsPanel
@@ -22,11 +22,12 @@ from app.plots import MetricsPlots
 from app.preview import PreviewPanel
 from app.run_session import Trainer, TrainingSession
 from app.settings import add_recent_folder, default_runs_dir, default_settings, recent_folders
+from app.window_jobs import WindowJobs
 from app.workers import JobRunner
 from engine.imageio import scan_images
 
 
-class MainWindow(QMainWindow):
+class MainWindow(WindowJobs, QMainWindow):
     def __init__(self, settings: QSettings | None = None, prompter: Prompter | None = None,
                  runs_dir: str | os.PathLike[str] | None = None,
                  trainer: Trainer | None = None) -> None:
@@ -47,12 +48,14 @@ class MainWindow(QMainWindow):
         self.run_complete = False
         self._segmenter_stamp: float | None = None
         self.config_overrides: dict = {}  # RunConfig fields the panel does not show (tests)
+        self.compare_overrides: dict = {}  # CompareConfig fields the dialog does not show (tests)
 
         self.folder_panel = FolderPanel()
         self.training = TrainingPanel()
         self.preview = PreviewPanel()
         self.plots = MetricsPlots()
         self.results = ResultsPanel(self.jobs)
+        self.compare = ComparePanel(self.jobs)
         self.log = LogPane()
         self._build_layout()
         self._build_menus()
@@ -74,7 +77,7 @@ class MainWindow(QMainWindow):
             self.restoreGeometry(geometry)
         else:
             self.resize(1280, 800)
-        self.training.set_running(False, can_start=False)
+        self._sync_start()
 
     # -- construction --------------------------------------------------------------------------
     def _build_layout(self) -> None:
@@ -90,6 +93,7 @@ class MainWindow(QMainWindow):
         self.tabs = QTabWidget()
         self.tabs.addTab(live, "Live training")
         self.tabs.addTab(self.results, "Results")
+        self.tabs.addTab(self.compare, "Compare")
         right = QSplitter(Qt.Orientation.Vertical)
         right.addWidget(self.tabs)
         right.addWidget(self.log)
@@ -112,6 +116,11 @@ class MainWindow(QMainWindow):
                 action.setShortcut(key)
             action.triggered.connect(slot)
             menu.addAction(action)
+        self.compare_action = QAction("Compare methods…", self)
+        self.compare_action.setToolTip("Train several methods on this folder with the same budget "
+                                       "and show their masks (and scores) side by side")
+        self.compare_action.triggered.connect(self.compare_dialog)
+        self.menuBar().addMenu("&Tools").addAction(self.compare_action)
 
     def _connect(self) -> None:
         self.folder_panel.chooseRequested.connect(self.choose_folder)
@@ -125,6 +134,10 @@ class MainWindow(QMainWindow):
         self.results.openFolderRequested.connect(self.open_output_folder)
         self.results.exportOnnxRequested.connect(self.export_onnx_dialog)
         self.results.exportMasksRequested.connect(self.export_masks_dialog)
+        self.compare.message.connect(self.log.add)
+        self.compare.failed.connect(self.report_failure)
+        self.compare.openFolderRequested.connect(self.open_output_folder)
+        self.compare.runningChanged.connect(self._compare_running)
 
     # -- folders and runs ----------------------------------------------------------------------
     @Slot()
@@ -182,9 +195,11 @@ class MainWindow(QMainWindow):
         return True
 
     def _sync_start(self) -> None:
-        running = self.session is not None
-        self.training.set_running(running, can_start=self.folder_panel.image_count > 0)
+        running, comparing = self.session is not None, self.compare.is_running()
+        has_photos = self.folder_panel.image_count > 0
+        self.training.set_running(running, can_start=has_photos and not comparing)
         self.training.show_resume(self.resume_dir)
+        self.compare_action.setEnabled(has_photos and not running and not comparing)
 
     @Slot()
     def forget_resume(self) -> None:
@@ -299,34 +314,6 @@ class MainWindow(QMainWindow):
         self.log.add(f"{title}: {message}", "error")
         self.prompter.error(self, title, message, details)
 
-    # -- exports -------------------------------------------------------------------------------
-    @Slot()
-    def export_onnx_dialog(self) -> None:
-        if not self.run_dir:
-            return
-        default = os.path.join(self.run_dir, "segmenter.onnx")
-        out = self.prompter.save_file(self, "Export ONNX model", default, "ONNX model (*.onnx)")
-        if out:
-            self.export_onnx(out)
-
-    def export_onnx(self, out: str) -> None:
-        self.tabs.setCurrentWidget(self.results)
-        self.results.start_export(engine_calls.onnx_job(self.run_dir, out), "ONNX export")
-
-    @Slot()
-    def export_masks_dialog(self) -> None:
-        if not self.run_dir or not self.folder_panel.folder:
-            return
-        dialog = ExportMasksDialog(os.path.join(self.run_dir, "masks"), self)
-        if dialog.exec():
-            fmt, out_dir, refine = dialog.choice()
-            self.export_masks(out_dir, fmt, refine)
-
-    def export_masks(self, out_dir: str, fmt: str = "mask", refine: bool = False) -> None:
-        job = engine_calls.masks_job(self.run_dir, self.folder_panel.folder, out_dir, fmt, refine)
-        self.tabs.setCurrentWidget(self.results)
-        self.results.start_export(job, "Mask export")
-
     # -- window --------------------------------------------------------------------------------
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
         if dropped_folder(event):
@@ -348,6 +335,11 @@ class MainWindow(QMainWindow):
             session, self.session = self.session, None
             session.stop()
             session.join()
+        if self.compare.is_running() and not self.prompter.ask(
+                self, "Comparison is running", "Stop the comparison and quit? Finished methods "
+                "are kept and reused when you compare into the same folder again."):
+            event.ignore()
+            return
         self.jobs.shutdown()
         self.folder_panel.model.shutdown()
         self.settings.setValue("window/geometry", self.saveGeometry())

@@ -50,14 +50,29 @@ class EventWorker(QObject):
             self.done.emit()
 
 
-class CallWorker(QObject):
-    """Runs ``fn(progress, cancel)`` once in a worker thread; for exports and inference.
+class JobProgress:
+    """What a job gets as ``progress``: ``progress(done, total)``, and ``progress.note(text,
+    level)`` for a status line (e.g. the stage a long job is in); both become signals."""
 
-    ``progress(done, total)`` may be called from the worker at any rate; it becomes a signal.
-    ``cancel`` is a ``threading.Event`` that the engine function polls.
+    def __init__(self, worker: CallWorker) -> None:
+        self._worker = worker
+
+    def __call__(self, done: int, total: int) -> None:
+        self._worker.progress.emit(int(done), int(total))
+
+    def note(self, text: str, level: str = "info") -> None:
+        self._worker.note.emit(str(text), str(level))
+
+
+class CallWorker(QObject):
+    """Runs ``fn(progress, cancel)`` once in a worker thread; for exports, inference, comparisons.
+
+    ``progress(done, total)`` (a JobProgress) may be called from the worker at any rate; it
+    becomes a signal. ``cancel`` is a ``threading.Event`` that the engine function polls.
     """
 
     progress = Signal(int, int)
+    note = Signal(str, str)  # text, level
     result = Signal(object)
     crashed = Signal(str, str)
     done = Signal()
@@ -70,7 +85,7 @@ class CallWorker(QObject):
     @Slot()
     def run(self) -> None:
         try:
-            value = self._fn(lambda d, t: self.progress.emit(int(d), int(t)), self.cancel)
+            value = self._fn(JobProgress(self), self.cancel)
             self.result.emit(value)
         except Exception as exc:
             log.exception("background job failed")
@@ -183,10 +198,12 @@ class JobRunner(QObject):
               on_result: Callable[[Any], None] | None = None,
               on_error: Callable[[str, str], None] | None = None,
               on_progress: Callable[[int, int], None] | None = None,
-              on_done: Callable[[], None] | None = None) -> CallWorker:
+              on_done: Callable[[], None] | None = None,
+              on_note: Callable[[str, str], None] | None = None) -> CallWorker:
         worker = CallWorker(fn)
         for signal, slot in ((worker.result, on_result), (worker.crashed, on_error),
-                             (worker.progress, on_progress), (worker.done, on_done)):
+                             (worker.progress, on_progress), (worker.done, on_done),
+                             (worker.note, on_note)):
             if slot is not None:
                 signal.connect(slot)
         wt = WorkerThread(worker, name)

@@ -5,6 +5,9 @@
 
 Writes docs/screenshots/{empty,folder,training,results}.png. Training runs the real engine on the
 folder; the results view needs a run folder with segmenter.pt (``--run``, or the run it trains).
+
+With ``--compare OUT`` (the output folder of a finished ``peel compare`` or Tools ▸ Compare
+methods… on FOLDER) it only writes compare.png: the Compare view showing that report.
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=600)
     parser.add_argument("--train-seconds", type=float, default=240)
     parser.add_argument("--run", help="a finished run folder for the results view")
+    parser.add_argument("--compare", help="only compare.png: a finished comparison's folder")
     args = parser.parse_args()
 
     app = QApplication(sys.argv[:1])
@@ -63,6 +67,14 @@ def main() -> int:
     window.resize(1280, 800)
     window.move(0, 0)
     window.show()
+    if args.compare:
+        window.open_folder(args.folder)
+        wait_for(app, lambda: "checking" not in window.folder_panel.count_label.text(), 30)
+        window.compare.show_report(args.compare)
+        window.tabs.setCurrentWidget(window.compare)
+        save(window, app, "compare")
+        window.close()
+        return 0
     save(window, app, "empty")
 
     window.open_folder(args.folder)

@@ -1,0 +1,239 @@
+"""The method comparison of the open folder: progress while it runs, then the report.
+
+The comparison (``engine.compare.run_compare``: train or reuse each method, segment, score beside
+GrabCut) runs as one JobRunner job; Cancel stops the method training at its next step (with a
+checkpoint, so comparing again into the same folder resumes it). The report is what the engine
+wrote: ``report.png`` (the same photos segmented by each method) and ``report.json`` (the table).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from PySide6.QtCore import QRect, Qt, Signal, Slot
+from PySide6.QtGui import QColor, QImage, QPainter, QPixmap
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QSplitter,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app import engine_calls
+from app.workers import JobRunner
+
+SCORES = (("iou", "IoU"), ("miou", "mIoU"), ("accuracy", "accuracy"), ("max_fbeta", "maxF"))
+COLUMNS = ("method", *(title for _, title in SCORES), "train time", "status", "notes")
+
+
+class FigureView(QWidget):
+    """The report figure scaled to fit, smoothly (it holds text and thin outlines)."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.pixmap: QPixmap | None = None
+        self.placeholder = "Compare methods… (Tools menu) trains each method on this folder"
+        self.setMinimumSize(240, 160)
+
+    def set_image(self, image: QImage | None) -> None:
+        self.pixmap = QPixmap.fromImage(image) if image is not None and not image.isNull() else None
+        self.update()
+
+    def paintEvent(self, event) -> None:
+        p = QPainter(self)
+        p.fillRect(self.rect(), QColor("#ffffff" if self.pixmap is not None else "#202020"))
+        if self.pixmap is None:
+            p.setPen(QColor("#909090"))
+            p.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, self.placeholder)
+            return
+        p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
+        area = self.rect().adjusted(4, 4, -4, -4)
+        size = self.pixmap.size()
+        if size.width() > area.width() or size.height() > area.height():
+            size = size.scaled(area.size(), Qt.AspectRatioMode.KeepAspectRatio)
+        x = area.x() + (area.width() - size.width()) // 2
+        y = area.y() + (area.height() - size.height()) // 2
+        p.drawPixmap(QRect(x, y, size.width(), size.height()), self.pixmap)
+
+
+def _train_time(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    return f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.0f} s"
+
+
+class ComparePanel(QWidget):
+    message = Signal(str, str)  # text, level
+    failed = Signal(str, str, str)  # title, message, details
+    openFolderRequested = Signal(str)
+    runningChanged = Signal(bool)
+
+    def __init__(self, jobs: JobRunner, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.jobs = jobs
+        self.worker = None
+        self.out_dir: str | None = None
+        self.report: dict[str, Any] | None = None
+        self.outcome: engine_calls.CompareOutcome | None = None
+
+        self.title = QLabel("No comparison yet: Tools ▸ Compare methods… trains several methods "
+                            "on the open folder with the same budget and shows their masks side "
+                            "by side (and their scores, given ground-truth masks).")
+        self.title.setWordWrap(True)
+        self.figure = FigureView()
+        self.table = QTableWidget(0, len(COLUMNS))
+        self.table.setHorizontalHeaderLabels(COLUMNS)
+        self.table.verticalHeader().setVisible(False)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setStretchLastSection(True)
+        split = QSplitter(Qt.Orientation.Vertical)
+        split.addWidget(self.figure)
+        split.addWidget(self.table)
+        split.setStretchFactor(0, 3)
+        split.setStretchFactor(1, 1)
+        split.setSizes([430, 170])
+
+        self.progress = QProgressBar()
+        self.progress.setVisible(False)
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setToolTip("Stop the method training now at its next step (a "
+                                      "checkpoint is kept: comparing into the same folder "
+                                      "resumes it)")
+        self.cancel_button.setVisible(False)
+        self.cancel_button.clicked.connect(self.cancel)
+        self.open_button = QPushButton("Open report folder")
+        self.open_button.setToolTip("The runs of every method, report.md, report.json and "
+                                    "report.png")
+        self.open_button.setEnabled(False)
+        self.open_button.clicked.connect(self._open_folder)
+        bar = QHBoxLayout()
+        bar.addWidget(self.progress, 1)
+        bar.addWidget(self.cancel_button)
+        bar.addWidget(self.open_button)
+
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.title)
+        layout.addWidget(split, 1)
+        layout.addWidget(self.status)
+        layout.addLayout(bar)
+
+    def is_running(self) -> bool:
+        return self.worker is not None
+
+    # -- running -------------------------------------------------------------------------------
+    def start(self, config: Any, torch_threads: int) -> None:
+        """Run the comparison ``config`` (an engine CompareConfig) in the background."""
+        self.out_dir = str(config.out)
+        self.report = self.outcome = None
+        self.figure.set_image(None)
+        self.figure.placeholder = "The report appears here when every method is done"
+        self.table.setRowCount(0)
+        self.title.setText(f"Comparing {', '.join(config.methods)} on {config.folder} "
+                           f"→ {self.out_dir}")
+        self.progress.setRange(0, 0)
+        self.progress.setVisible(True)
+        self.cancel_button.setVisible(True)
+        self.cancel_button.setEnabled(True)
+        self.open_button.setEnabled(False)
+        self.worker = self.jobs.start(engine_calls.compare_job(config, torch_threads),
+                                      "peel-compare", on_result=self._on_result,
+                                      on_error=self._on_error, on_progress=self._on_progress,
+                                      on_done=self._on_done, on_note=self._on_note)
+        self.message.emit(f"Comparison started → {self.out_dir}", "info")
+        self.runningChanged.emit(True)
+
+    @Slot()
+    def cancel(self) -> None:
+        if self.worker is not None:
+            self.worker.cancel.set()
+            self.cancel_button.setEnabled(False)
+            self.status.setText("Cancelling: the method in training stops at its next step…")
+            self.message.emit("Comparison: cancelling…", "warning")
+
+    @Slot(int, int)
+    def _on_progress(self, done: int, total: int) -> None:
+        self.progress.setRange(0, max(0, total))
+        self.progress.setValue(done)
+
+    @Slot(str, str)
+    def _on_note(self, text: str, level: str) -> None:
+        self.status.setText(text)
+        if level != "info" or ":" not in text or "training on" in text:
+            self.message.emit(f"Comparison: {text}", level)
+
+    @Slot(object)
+    def _on_result(self, outcome: engine_calls.CompareOutcome) -> None:
+        self.outcome = outcome
+        if outcome.report is None:
+            self.status.setText("Cancelled; finished runs are kept and reused next time.")
+            self.title.setText(f"Comparison cancelled ({outcome.out_dir})")
+            self.message.emit("Comparison cancelled", "warning")
+            self.open_button.setEnabled(os.path.isdir(outcome.out_dir))
+            return
+        self.show_report(outcome.out_dir, outcome.report)
+        self.message.emit(f"Comparison done: {os.path.join(outcome.out_dir, 'report.md')}", "ok")
+
+    @Slot(str, str)
+    def _on_error(self, message: str, details: str) -> None:
+        self.status.setText(f"Failed: {message}")
+        self.failed.emit("Comparison failed", message, details)
+
+    @Slot()
+    def _on_done(self) -> None:
+        self.worker = None
+        self.progress.setVisible(False)
+        self.cancel_button.setVisible(False)
+        self.runningChanged.emit(False)
+
+    # -- the report ----------------------------------------------------------------------------
+    def show_report(self, out_dir: str, report: dict[str, Any] | None = None) -> None:
+        """Show OUT/report.png and the table of OUT/report.json (read when not given)."""
+        report = report if report is not None else engine_calls.read_compare_report(out_dir)
+        self.out_dir, self.report = out_dir, report
+        scored = bool(report.get("gt"))
+        budget = report.get("budget", {})
+        spent = (f"{budget['minutes_per_method']:g} min per method"
+                 if budget.get("minutes_per_method") else f"{budget.get('steps_per_method')} steps")
+        truth = (f"scored on {report.get('images')} photos with ground truth" if scored
+                 else "no ground truth: compare the masks by eye")
+        self.title.setText(f"{os.path.basename(str(report.get('folder', '')))}: {spent}, "
+                           f"{report.get('size')} px, {report.get('device')}; {truth}. "
+                           f"Report: {os.path.join(out_dir, 'report.md')}")
+        self.figure.set_image(QImage(os.path.join(out_dir, "report.png")))
+        rows = report["rows"]
+        self.table.setRowCount(len(rows))
+        for r, row in enumerate(rows):
+            scores = row.get("scores", {})
+            cells = [row["method"],
+                     *(f"{scores[k]:.3f}" if k in scores else "—" for k, _ in SCORES),
+                     _train_time(row.get("train_s")), row.get("status", ""), row.get("note", "")]
+            for c, text in enumerate(cells):
+                item = QTableWidgetItem(text)
+                if 1 <= c <= len(SCORES):
+                    item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                self.table.setItem(r, c, item)
+        for c in range(1, len(SCORES) + 1):
+            self.table.setColumnHidden(c, not scored)
+        self.status.setText("")
+        self.open_button.setEnabled(True)
+
+    def method_rows(self) -> list[str]:
+        return [self.table.item(r, 0).text() for r in range(self.table.rowCount())]
+
+    @Slot()
+    def _open_folder(self) -> None:
+        if self.out_dir:
+            self.openFolderRequested.emit(self.out_dir)
