@@ -91,3 +91,18 @@ def test_nan_losses_are_caught(tiny_demo_folder, tmp_path, monkeypatch):
     assert len(warnings) == 1 and "loss g_total is nan" in warnings[0].message
     assert "restarted from scratch" in warnings[0].message  # no good checkpoint yet
     assert isinstance(events[-1], Failed) and "nan" in events[-1].error
+
+
+def test_mask_stats_tell_one_box_for_every_code_from_varied_masks():
+    import pytest
+    import torch
+
+    from engine.train.collapse import mask_stats
+
+    box = torch.zeros(8, 1, 32, 32)
+    box[..., 8:24, 8:24] = 1.0
+    varied = torch.zeros(8, 1, 32, 32)
+    for i in range(8):  # one small square per mask, each in another place
+        varied[i, :, 4 * i : 4 * i + 4, 4 * i : 4 * i + 4] = 1.0
+    assert mask_stats(box).sameness == pytest.approx(1.0)
+    assert mask_stats(varied).sameness < 0.2

@@ -25,6 +25,9 @@ class MaskStats:
     binariness: float
     border: float  # mean mask on the outer ring (width side/16)
     centre: float  # mean mask on the central half of the image
+    # Mean IoU of each binarised mask with the batch's majority mask: ground-truth masks of real
+    # objects score 0.35-0.53, a generator stuck on one centred box for every code 0.93-0.95.
+    sameness: float = 0.0
 
     @property
     def border_excess(self) -> float:
@@ -54,7 +57,18 @@ def mask_stats(mask: torch.Tensor) -> MaskStats:
         binariness=float((2 * m - 1).abs().mean()),
         border=float(m[..., border].mean()),
         centre=float(m[..., centre].mean()),
+        sameness=sameness(m),
     )
+
+
+def sameness(masks: torch.Tensor) -> float:
+    """Mean IoU between each binarised mask (N, 1, H, W) and their per-pixel majority mask."""
+    binary = masks.float() > 0.5
+    majority = (binary.float().mean(0, keepdim=True) > 0.5).expand_as(binary)
+    inter = (binary & majority).flatten(1).sum(1).float()
+    union = (binary | majority).flatten(1).sum(1).float()
+    iou = torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(union))
+    return float(iou.mean())
 
 
 def non_finite(losses: Mapping[str, float]) -> str | None:

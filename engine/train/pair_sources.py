@@ -15,6 +15,7 @@ import torch
 
 from engine.data import RandomCropDataset
 from engine.methods import LayeredGan
+from engine.train.collapse import sameness
 
 Sampler = Callable[[int], tuple[torch.Tensor, torch.Tensor]]
 
@@ -25,17 +26,6 @@ def _mean_iou(a: torch.Tensor, b: torch.Tensor) -> float:
     union = (a | b).flatten(1).sum(1).float()
     iou = torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(union))
     return float(iou.mean())
-
-
-def sameness(masks: torch.Tensor) -> float:
-    """Mean IoU between each binarised mask (N, 1, H, W) and their per-pixel majority mask.
-
-    Measured: ground-truth masks of real objects score 0.35–0.53, a generator stuck on a centred
-    box 0.93–0.95 (bench/RESULTS.md).
-    """
-    binary = masks.float() > 0.5
-    majority = binary.float().mean(0, keepdim=True) > 0.5
-    return _mean_iou(binary, majority.expand_as(binary))
 
 
 @torch.no_grad()
