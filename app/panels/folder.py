@@ -61,6 +61,9 @@ class FolderPanel(QWidget):
         self.view.setMovement(QListView.Movement.Static)
         self.view.setResizeMode(QListView.ResizeMode.Adjust)
         self.view.setUniformItemSizes(True)  # lets the view ask only for visible rows
+        # Lay items out in batches between events: in one pass, 50,000 rows froze the GUI ~1 s.
+        self.view.setLayoutMode(QListView.LayoutMode.Batched)
+        self.view.setBatchSize(500)
         self.view.setIconSize(self.model.icon_size())
         self.view.setGridSize(self.model.icon_size() + QSize(6, 6))
         self.view.setDragEnabled(False)

@@ -3,6 +3,11 @@
 A folder can hold tens of thousands of photos, so nothing is decoded on the GUI thread: rows the
 view asks to paint are queued first (high priority), and a background sweep in small chunks checks
 every other file so unreadable ones are flagged with their reason even if never scrolled to.
+
+Results reach the view in batches: ``dataChanged`` (one per run of consecutive rows) and
+``checkedChanged`` go out at most once per ``FLUSH_MS``. A folder of 50,000 tiny files decodes
+faster than the view can handle one ``dataChanged`` per file (~2 ms each in icon mode), and one
+signal per file starved the event loop for seconds (bench/RESULTS.md, "Bad-input corpus (#9)").
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from PySide6.QtCore import (
     QPersistentModelIndex,
     QSize,
     Qt,
+    QTimer,
     Signal,
     Slot,
 )
@@ -26,6 +32,7 @@ from app.workers import ThumbnailJob, ThumbnailSignals, thumbnail_pool
 THUMB_SIDE = 80
 SWEEP_CHUNK = 16
 MAX_CACHED = 5000  # beyond this, thumbnails are decoded again when scrolled back to
+FLUSH_MS = 50  # loaded rows are announced to the view at most this often
 
 
 def _placeholder(colour: str) -> QIcon:
@@ -68,6 +75,11 @@ class ThumbnailModel(QAbstractListModel):
         self._signals.loaded.connect(self._on_loaded)
         self._pending_icon = _placeholder("#3a3a3a")
         self._bad_icon = _broken_icon()
+        self._changed: list[int] = []  # rows loaded since the last flush
+        self._flush_timer = QTimer(self)
+        self._flush_timer.setSingleShot(True)
+        self._flush_timer.setInterval(FLUSH_MS)
+        self._flush_timer.timeout.connect(self._flush)
 
     # -- public -------------------------------------------------------------------------------
     def set_paths(self, paths: list[Path]) -> None:
@@ -81,6 +93,8 @@ class ThumbnailModel(QAbstractListModel):
         self._claimed = bytearray(len(self._paths))
         self._seen = bytearray(len(self._paths))
         self._checked = 0
+        self._changed.clear()
+        self._flush_timer.stop()
         self.endResetModel()
         self.checkedChanged.emit(0, len(self._paths), 0)
         for start in range(0, len(self._paths), SWEEP_CHUNK):
@@ -142,8 +156,23 @@ class ThumbnailModel(QAbstractListModel):
             if len(self._icons) >= MAX_CACHED:
                 self._icons.pop(next(iter(self._icons)))  # oldest first
             self._icons[row] = QIcon(QPixmap.fromImage(image))
-        idx = self.index(row)
-        self.dataChanged.emit(idx, idx, [Qt.ItemDataRole.DecorationRole])
+        self._changed.append(row)
+        if self._checked == len(self._paths):
+            self._flush_timer.stop()
+            self._flush()  # the last file: the final count shows at once
+        elif not self._flush_timer.isActive():
+            self._flush_timer.start()
+
+    @Slot()
+    def _flush(self) -> None:
+        rows = sorted(set(self._changed))
+        self._changed.clear()
+        start = 0
+        for k in range(1, len(rows) + 1):
+            if k == len(rows) or rows[k] != rows[k - 1] + 1:  # end of a run of consecutive rows
+                self.dataChanged.emit(self.index(rows[start]), self.index(rows[k - 1]),
+                                      [Qt.ItemDataRole.DecorationRole])
+                start = k
         self.checkedChanged.emit(self._checked, len(self._paths), len(self._bad))
 
     def icon_size(self) -> QSize:
