@@ -171,8 +171,7 @@ class ComparePanel(QWidget):
     @Slot(str, str)
     def _on_note(self, text: str, level: str) -> None:
         self.status.setText(text)
-        if level != "info" or ":" not in text or "training on" in text:
-            self.message.emit(f"Comparison: {text}", level)
+        self.message.emit(f"Comparison: {text}", level)  # stages, warnings: a few per method
 
     @Slot(object)
     def _on_result(self, outcome: engine_calls.CompareOutcome) -> None:
