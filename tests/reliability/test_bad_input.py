@@ -43,8 +43,15 @@ def corpus(corpus_master: Corpus, tmp_path: Path) -> Corpus:
     """A private copy (links copied as links, modes kept) that a test may run anything on."""
     import shutil
 
+    from corpus import encode, gradient_rgb
+
     dest = tmp_path / "bad input"
-    shutil.copytree(os.fsencode(corpus_master.root), os.fsencode(dest), symlinks=True)
+    locked = b"locked.jpg"  # exists only when not root; a copy could not read it
+    shutil.copytree(os.fsencode(corpus_master.root), os.fsencode(dest), symlinks=True,
+                    ignore=lambda _dir, names: [n for n in names if n == locked])
+    if "locked.jpg" in corpus_master.names():
+        (dest / "locked.jpg").write_bytes(encode(gradient_rgb(), ".jpg"))
+        (dest / "locked.jpg").chmod(0)
     return Corpus(dest, corpus_master.entries, corpus_master.not_made)
 
 
@@ -202,8 +209,9 @@ def test_recursive_scan_survives_link_loops(tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(running_as_root(), reason="root reads files whatever their permissions")
-def test_unreadable_file_and_folder_reported(tmp_path: Path) -> None:
-    # With write_corpus, locked.jpg is in the corpus too; this is the focused version.
+def test_unreadable_file_reported(tmp_path: Path) -> None:
+    # When not root, locked.jpg is in the corpus too and an unlistable folder in the recursive
+    # tree; this is the focused version.
     from corpus import encode, gradient_rgb
 
     p = tmp_path / "locked.jpg"
