@@ -177,6 +177,7 @@ def train_pipeline(paths: list[Path], run_dir: Path, args: argparse.Namespace) -
         minutes=args.minutes,
         device=args.device,
         seed=args.seed,
+        threads=args.threads,  # without it the runner takes every core, whatever --threads says
     )
     return _drain(train(config, RunControl()))
 
