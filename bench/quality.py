@@ -179,7 +179,23 @@ def train_pipeline(paths: list[Path], run_dir: Path, args: argparse.Namespace) -
         seed=args.seed,
         threads=args.threads,  # without it the runner takes every core, whatever --threads says
     )
+    for item in args.set:
+        config = with_override(config, item)
     return _drain(train(config, RunControl()))
+
+
+def with_override(obj, item: str):  # noqa: ANN001, ANN201
+    """``a.b.c=v`` -> a copy of the frozen dataclass ``obj`` with that nested field replaced."""
+    from dataclasses import replace
+
+    key, value = item.split("=", 1)
+    head, _, rest = key.partition(".")
+    current = getattr(obj, head)
+    if rest:
+        return replace(obj, **{head: with_override(current, f"{rest}={value}")})
+    kind = type(current)
+    parsed = value.lower() in ("1", "true", "yes") if kind is bool else kind(value)
+    return replace(obj, **{head: parsed})
 
 
 def _drain(events) -> dict:  # noqa: ANN001
@@ -236,6 +252,8 @@ def main(argv: list[str] | None = None) -> int:
         "generous --minutes, the figure then does not depend on how busy the CPU is)",
     )
     ap.add_argument("--no-refine", action="store_true", help="skip the GrabCut-refined figures")
+    ap.add_argument("--set", action="append", default=[], metavar="FIELD.PATH=VALUE",
+                    help="override a RunConfig field, e.g. pipeline.split.gan=0.35 (repeatable)")
     ap.add_argument(
         "--score-only", action="store_true",
         help="do not train: score the run already in OUT/run (e.g. after a scoring step failed)",
@@ -282,6 +300,7 @@ def main(argv: list[str] | None = None) -> int:
         "torch_threads": torch.get_num_threads(),
         "mode": "bootstrap-only" if args.bootstrap_only else f"pipeline ({args.method})",
         "steps_cap": args.steps,
+        "set": args.set,
         "device_warning": warning,
         "timings_s": {},
     }
