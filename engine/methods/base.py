@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -65,6 +66,7 @@ class LayeredGan:
         self.bg_weight = 0.0
         self.mask_prior_weight = 0.0
         self.steps_done = 0  # drives EMA warm-up and loss ramps; restored from checkpoints
+        self.nonfinite: str | None = None  # set by a step whose loss was NaN/inf (not applied)
 
     # -- what subclasses provide -------------------------------------------------------------
     @property
@@ -156,14 +158,30 @@ class LayeredGan:
         (engine/train/distributed.py); alone, it is ``_step(real)``.
         """
         with distributed.sharded_draws():
-            return distributed.mean_terms(self._step(distributed.shard(real)))
+            terms = distributed.mean_terms(self._step(distributed.shard(real)))
+        if self.nonfinite is None and distributed.world().active:
+            # A rank whose own losses were finite stepped with gradients averaged with another
+            # rank's NaN; judging the averaged terms makes every rank report the same step.
+            self.nonfinite = next(
+                (f"{k} is {float(terms[k])}" for k in ("d_total", "g_total")
+                 if k in terms and not math.isfinite(float(terms[k]))), None,
+            )
+        return terms
 
     def _step(self, real: torch.Tensor) -> dict[str, torch.Tensor]:
-        """One D step and one G step; returns detached loss terms (no host sync here).
+        """One D step and one G step; returns detached loss terms.
 
         Both steps share one generated batch (D sees it detached): a second generator forward
         would cost ~20% of the step on a CPU for no measurable benefit.
+
+        A non-finite D or G total stops the step before its optimiser update (Adam's moments
+        would carry the NaN into every later step): ``nonfinite`` then names the loss, no weight,
+        optimiser state or EMA changes, and the trainer restores its last good checkpoint. The
+        check reads two scalars back to the host; on a CPU that costs ~0.01 % of a 64 px step
+        (bench/RESULTS.md, "Crash safety"). Every loss is still computed and every gradient
+        average still runs, so processes under torchrun stay in step with each other.
         """
+        self.nonfinite = None
         real = real.to(self.device, non_blocking=True).contiguous(memory_format=CHANNELS_LAST)
         self._train_mode(True)
         self.disc.requires_grad_(True)
@@ -175,7 +193,9 @@ class LayeredGan:
             d_terms = self.d_loss(real, fake)
         d_terms["d_total"].backward()
         distributed.average_grads(self.opt_d)
-        self.opt_d.step()
+        self.nonfinite = _non_finite("d_total", d_terms["d_total"])
+        if self.nonfinite is None:
+            self.opt_d.step()
 
         self.disc.requires_grad_(False)
         for m in self.d_extra.values():
@@ -185,9 +205,12 @@ class LayeredGan:
             g_terms = self.g_loss(fake)
         g_terms["g_total"].backward()
         distributed.average_grads(self.opt_g)
-        self.opt_g.step()
-        self.steps_done += 1
-        self.update_ema()
+        if self.nonfinite is None:
+            self.nonfinite = _non_finite("g_total", g_terms["g_total"])
+        if self.nonfinite is None:
+            self.opt_g.step()
+            self.steps_done += 1
+            self.update_ema()
         return {k: v.detach().float() for k, v in {**d_terms, **g_terms}.items()}
 
     def update_ema(self) -> None:
@@ -242,3 +265,9 @@ class LayeredGan:
     def parameters_g(self) -> Iterator[nn.Parameter]:
         yield from self.bg.parameters()
         yield from self.fg.parameters()
+
+
+def _non_finite(name: str, total: torch.Tensor) -> str | None:
+    """``"NAME is nan"`` when the scalar loss ``total`` is NaN or infinite, else None."""
+    value = float(total.detach())
+    return None if math.isfinite(value) else f"{name} is {value}"

@@ -106,7 +106,22 @@ def save_rolling(run_dir: Path, step: int, payload: dict[str, Any], keep: int, g
     save(path, payload)
     if good:
         write_with(good_path(run_dir), lambda fh: fh.write(path.read_bytes()))
-    for old in list_checkpoints(run_dir)[:-keep]:
+    # Prune only older ones: after a recovery the new file is not the latest until
+    # ``drop_after`` has removed the abandoned later ones, and it must survive that moment.
+    older = [p for p in list_checkpoints(run_dir) if _step_of(p) < step]
+    for old in older[: max(0, len(older) - (keep - 1))]:
         old.unlink(missing_ok=True)
     return path
 
+
+def _step_of(path: Path) -> int:
+    m = _NAME.match(path.name)
+    return int(m.group(1)) if m else -1
+
+
+def drop_after(run_dir: Path, step: int) -> None:
+    """Delete rolling checkpoints later than ``step``: after a recovery they belong to the
+    abandoned trajectory, and a resume must not pick them up."""
+    for path in list_checkpoints(run_dir):
+        if _step_of(path) > step:
+            path.unlink(missing_ok=True)

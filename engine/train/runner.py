@@ -18,6 +18,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import logging
+import math
 import random
 import time
 import traceback
@@ -124,6 +125,9 @@ class _Run:
         self.stage_elapsed = 0.0
         self.restarts = 0
         self.seed = config.seed
+        # Learning rates as a fraction of the method's: halved at each non-finite loss, saved in
+        # checkpoints so that a resumed run keeps the lower rate.
+        self.lr_scale = 1.0
         self.method: LayeredGan | None = None
         self.segmenter: Any = None  # the UNet used for L_bg in the current GAN stage
         self.prior: Any = None  # the bootstrap prior: the independent judge of layer assignment
@@ -232,6 +236,8 @@ class _Run:
         self.stage_start_step = int(payload["stage_start_step"])
         self.restarts = int(payload["restarts"])
         self.seed = int(payload["seed"])
+        self.lr_scale = float(payload.get("lr_scale", 1.0))
+        self._apply_lr_scale()
 
     def _reseed(self, seed: int) -> None:
         torch.manual_seed(seed)
@@ -298,9 +304,14 @@ class _Run:
                 if stop:
                     break
             real = self.dataset.sample_batch(cfg.batch, self.data_rng)
-            losses = method.step(real)
+            losses = self.method.step(real)  # not ``method``: a recovery may rebuild it
             self.step += 1
             self.stage_elapsed = time.perf_counter() - start
+            if self.method.nonfinite is not None:  # the step was not applied (methods/base.py)
+                yield Losses(self.step, stage.name, {k: float(v) for k, v in losses.items()})
+                yield from self._recover(f"loss {self.method.nonfinite}", lower_lr=True)
+                start = time.perf_counter() - self.stage_elapsed
+                continue
             done = self._stage_done(stage, self.stage_elapsed)
             if self.step % cfg.log_every == 0 or done:
                 now = time.perf_counter()
@@ -371,10 +382,24 @@ class _Run:
             self.metrics.append(record)
         if verdict.ok:
             return False
-        yield from self._recover(verdict.reason)
+        yield from self._recover(verdict.reason, lower_lr=values is not None and bool(non_finite(values)))
         return True
 
-    def _recover(self, reason: str) -> Generator[Event, None, None]:
+    def _apply_lr_scale(self) -> None:
+        """Set both optimisers' learning rates to ``lr_scale`` times the method's own."""
+        assert self.method is not None
+        lr_g, lr_d, _ = self.method.optimiser_settings()
+        for opt, lr in ((self.method.opt_g, lr_g), (self.method.opt_d, lr_d)):
+            for group in opt.param_groups:
+                group["lr"] = lr * self.lr_scale
+
+    def _recover(self, reason: str, lower_lr: bool = False) -> Generator[Event, None, None]:
+        """Restore the good checkpoint (or restart the stage) with a new seed.
+
+        A collapse gets a new seed only; a non-finite loss (``lower_lr``) also halves both
+        learning rates, since a step that overflowed once tends to overflow again from the same
+        weights at the same rate.
+        """
         limit = self.config.guard.max_restarts
         self.restarts += 1
         if self.restarts > limit:
@@ -397,10 +422,21 @@ class _Run:
                                       self.config.pipeline.mask_prior_weight)
             self.step = self.stage_start_step
             where = f"restarted from scratch at step {self.step}"
+        if lower_lr:
+            self.lr_scale *= 0.5
+        self._apply_lr_scale()
         self._reseed(self.seed)
         self.last_verdict = None
+        # Make the recovery durable before anything else: a kill from here on resumes from the
+        # restored weights with the new seed and rate, never from a later checkpoint of the
+        # abandoned trajectory (those are deleted once this one is on disk).
+        yield self._checkpoint(good=good.exists())
+        if distributed.is_main():
+            ckpt.drop_after(self.run_dir, self.step)
+        what = "non-finite loss" if lower_lr else "collapse"
+        lr_note = f" and learning rates x{self.lr_scale:g}" if lower_lr else ""
         message = (
-            f"collapse at step {old_step}: {reason}; {where} with seed {self.seed} "
+            f"{what} at step {old_step}: {reason}; {where} with seed {self.seed}{lr_note} "
             f"(recovery {self.restarts} of {limit})"
         )
         log.warning(message)
@@ -434,6 +470,7 @@ class _Run:
             "stage_start_step": self.stage_start_step,
             "restarts": self.restarts,
             "seed": self.seed,
+            "lr_scale": self.lr_scale,
             "method": self.method.state_dict(),
             "rng": ckpt.capture_rng(self.data_rng),
         }
@@ -452,10 +489,16 @@ class _Run:
     def _bootstrap_stage(self, stage: Stage) -> Generator[Event, None, None]:
         from engine.segmenter.bootstrap import bootstrap_prior
 
+        budget, steps = stage.budget_s or self.config.pipeline.bootstrap_s, None
+        if self.config.steps is not None:
+            # --steps runs count work, never time, so that they are reproducible and a killed
+            # run resumes to the same weights: GrabCut covers the whole folder (its masks are
+            # cached for resumes) and the prior trains for ``segmenter_steps``.
+            budget, steps = math.inf, self.config.pipeline.segmenter_steps
         # bootstrap_prior writes (and on resume reuses) RUN_DIR/bootstrap/prior.pt itself.
         prior = yield from bootstrap_prior(
             self.dataset.cache, self.run_dir, self.config.size, self.device,
-            stage.budget_s or self.config.pipeline.bootstrap_s, self.control, self.step,
+            budget, self.control, self.step, steps=steps,
         )
         if not self.control.stop_requested:
             self.segmenter = self.prior = prior
@@ -533,8 +576,12 @@ class _Run:
             return
         unet.eval().requires_grad_(False)
         if distributed.is_main():
-            save_segmenter(self.run_dir / "segmenter.pt", unet, self.config.size,
-                           self.config.method, Path(self.config.folder).name)
+            # The stage's own copy first: a run killed after segmenter.pt is replaced but before
+            # the stage's checkpoint redoes this stage, and must start it from the previous
+            # stage's segmenter, not from this one (see _load_stage_segmenter).
+            for path in (self._stage_segmenter_path(stage.name), self.run_dir / "segmenter.pt"):
+                save_segmenter(path, unet, self.config.size, self.config.method,
+                               Path(self.config.folder).name)
         self.segmenter = unet
 
     def _agreement_with(self, judge: Any) -> float:
@@ -560,6 +607,9 @@ class _Run:
                 return make_sampler(*labels, self.config.size, seed=self.seed + 11)
         return pair_sources.labelled_photos(self.dataset, teacher, self.device, self.seed + 11)
 
+    def _stage_segmenter_path(self, stage_name: str) -> Path:
+        return ckpt.checkpoint_dir(self.run_dir) / f"segmenter-{stage_name}.pt"
+
     def _prior_path(self) -> Path:
         return self.run_dir / "bootstrap" / "prior.pt"
 
@@ -568,15 +618,25 @@ class _Run:
         from engine.segmenter.model import load_segmenter
 
         done = {s.kind for s in self.stages[: self.stage_index]}
+        fitted = [s.name for s in self.stages[: self.stage_index] if s.kind == "segmenter"]
         path = None
-        if "segmenter" in done and (self.run_dir / "segmenter.pt").exists():
-            path = self.run_dir / "segmenter.pt"
+        if fitted and self._stage_segmenter_path(fitted[-1]).exists():
+            path = self._stage_segmenter_path(fitted[-1])
+        elif "segmenter" in done and (self.run_dir / "segmenter.pt").exists():
+            path = self.run_dir / "segmenter.pt"  # a run from before the per-stage copies
         elif "bootstrap" in done and self._prior_path().exists():
             path = self._prior_path()
-        if path is not None:
-            self.segmenter, _ = load_segmenter(path, self.device)
-        if "bootstrap" in done and self._prior_path().exists():
-            self.prior, _ = load_segmenter(self._prior_path(), self.device)
+        # Building a net draws its random init from the global RNG, which the checkpoint has just
+        # restored: fork it so that a resumed run draws what the uninterrupted one would. And
+        # channels_last, as fit_unet left the nets in the run that trained them: conv kernels
+        # differ by memory format in the last bit, which a GAN amplifies into other weights.
+        with torch.random.fork_rng(devices=[]):
+            if path is not None:
+                self.segmenter = load_segmenter(path, self.device)[0].to(
+                    memory_format=torch.channels_last)
+            if "bootstrap" in done and self._prior_path().exists():
+                self.prior = load_segmenter(self._prior_path(), self.device)[0].to(
+                    memory_format=torch.channels_last)
 
 
 def stats_of(method: LayeredGan, codes: torch.Tensor) -> MaskStats:
