@@ -41,6 +41,8 @@ BASELINE = "grabcut"
 FIGURE_PHOTOS = 6
 THUMB = 112  # figure cell height in pixels
 GAN_FOR_LATENTDIR = ("ilgan", "perturbgan")
+# Accepted but not compared by default: perturbgan with PerturbGAN's own encoder as segmenter.
+EXTRA_METHODS = ("perturbgan-encoder",)
 
 EventSink = Callable[[str, Event], None]
 
@@ -61,9 +63,9 @@ class CompareConfig:
     overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        unknown = [m for m in self.methods if m not in METHODS]
+        unknown = [m for m in self.methods if m not in METHODS + EXTRA_METHODS]
         if unknown:
-            raise ValueError(f"unknown method(s) {', '.join(unknown)} (choose from {', '.join(METHODS)})")
+            raise ValueError(f"unknown method(s) {', '.join(unknown)} (choose from {', '.join(METHODS + EXTRA_METHODS)})")
         if not self.methods:
             raise ValueError("no methods to compare")
         if (self.minutes is None) == (self.steps is None):
@@ -87,13 +89,16 @@ def _events_for(method: str, cfg: CompareConfig, run_dir: Path, gan_run: Path | 
     over = cfg.overrides.get(method, {})
     budget = {"minutes": cfg.minutes, "steps": cfg.steps}
     resume = bool(list_checkpoints(run_dir))  # an interrupted run continues where it stopped
-    if method in GAN_FOR_LATENTDIR:
+    if method in GAN_FOR_LATENTDIR or method in EXTRA_METHODS:
         from engine.config import RunConfig
         from engine.train.runner import train
 
-        config = RunConfig(folder=cfg.folder, out=str(run_dir), method=method, size=cfg.size,
-                           device=cfg.device, seed=cfg.seed, **budget)
-        return train(replace(config, **over), control, resume=resume)
+        config = RunConfig(folder=cfg.folder, out=str(run_dir), method=method.removesuffix("-encoder"),
+                           size=cfg.size, device=cfg.device, seed=cfg.seed, **budget)
+        config = replace(config, **over)
+        if method == "perturbgan-encoder":
+            config = replace(config, perturbgan=replace(config.perturbgan, segmenter="encoder"))
+        return train(config, control, resume=resume)
     if method == "redo":
         from engine.methods.redo import RedoConfig, train_redo
 

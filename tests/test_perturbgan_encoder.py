@@ -14,7 +14,13 @@ import torch
 from export_helpers import shapes_photo
 from train_helpers import drain, run_all, tiny_config
 
-from engine.config import PerturbEncoderConfig, PerturbGanConfig, PipelineConfig, RunConfig
+from engine.config import (
+    NetConfig,
+    PerturbEncoderConfig,
+    PerturbGanConfig,
+    PipelineConfig,
+    RunConfig,
+)
 from engine.control import RunControl
 from engine.events import Failed, Finished, PhaseChanged
 
@@ -160,3 +166,24 @@ def test_config_and_cli_reject_a_bad_segmenter(tiny_demo_folder: Path, tmp_path:
     assert code == 2
     assert "--method perturbgan" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
+
+
+def test_compare_can_score_perturbgan_with_its_encoder(tiny_demo_folder: Path, tmp_path: Path,
+                                                       one_torch_thread: None) -> None:
+    from engine.compare import METHODS, CompareConfig, run_compare
+
+    assert "perturbgan-encoder" not in METHODS  # accepted, but not in the default comparison
+    tiny = {"batch": 4, "log_every": 2, "preview_every": 4, "checkpoint_every": 4,
+            "net": NetConfig(g_width=4, d_width=4, z_dim=8),
+            "perturbgan": PerturbGanConfig(encoder=PerturbEncoderConfig(width=4, steps=3, batch=4)),
+            "pipeline": PipelineConfig(bootstrap=False, segmenter=False, rounds=0)}
+    out = tmp_path / "cmp"
+    cfg = CompareConfig(folder=str(tiny_demo_folder), gt=str(tiny_demo_folder / "masks"), out=str(out),
+                        methods=("perturbgan-encoder",), minutes=None, steps=2, size=32, device="cpu",
+                        overrides={"perturbgan-encoder": tiny})
+    report = run_compare(cfg)
+    row = report["rows"][0]
+    assert row["method"] == "perturbgan-encoder" and row["status"] == "trained", row
+    assert row["scores"]["count"] == 12
+    payload = torch.load(out / "perturbgan-encoder" / "segmenter.pt", weights_only=True)
+    assert payload["kind"] == "encoder" and payload["method"] == "perturbgan"
