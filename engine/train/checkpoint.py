@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import pickle
 import random
 import re
 from pathlib import Path
@@ -24,6 +25,7 @@ log = logging.getLogger(__name__)
 SCHEMA = 1
 KIND = "peel-run"
 _NAME = re.compile(r"^step-(\d{7,})\.pt$")
+_GLOBAL = re.compile(r"GLOBAL ([\w.]+)")
 
 
 class CheckpointError(Exception):
@@ -83,12 +85,34 @@ def save(path: Path, payload: dict[str, Any]) -> None:
     write_with(path, lambda fh: torch.save({"schema": SCHEMA, "kind": KIND, **payload}, fh))
 
 
+def code_refusal(path: str | Path, exc: BaseException) -> str | None:
+    """The user's message when ``torch.load(..., weights_only=True)`` refused a pickle that
+    would import or call something (a file from elsewhere that may run code), else None.
+
+    torch's own message suggests ``weights_only=False``, which is exactly what must not be done
+    with a file of unknown origin, so it is not shown as is.
+    """
+    text = str(exc)
+    if not isinstance(exc, pickle.UnpicklingError) or "weights only load failed" not in text.lower():
+        return None
+    found = _GLOBAL.search(text)
+    what = f" ({found.group(1)})" if found else ""
+    return (
+        f"{path} was refused: besides weights it holds Python code that would run when "
+        f"loaded{what}. Peel loads weights only; a file from Peel never holds code, so this one "
+        "was made or changed elsewhere. Do not use it unless you know where it came from"
+    )
+
+
 def load(path: Path) -> dict[str, Any]:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError as exc:
         raise CheckpointError(f"{path}: no such checkpoint") from exc
     except Exception as exc:
+        refused = code_refusal(path, exc)
+        if refused is not None:
+            raise CheckpointError(refused) from exc
         raise CheckpointError(
             f"{path} is corrupt or not a Peel checkpoint ({type(exc).__name__}); "
             "delete it to resume from an older one, or start a new run"
