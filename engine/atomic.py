@@ -7,6 +7,7 @@ rerun can trust that any file that exists is complete.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import tempfile
@@ -16,6 +17,24 @@ from typing import IO, Any
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
+# "No space left" and "quota exceeded": every later write would fail the same way.
+_FULL = {errno.ENOSPC, errno.EDQUOT}
+
+
+class DiskFullError(OSError):
+    """A write ran out of disk space; the target's previous version (if any) is untouched.
+
+    An ``OSError`` with the original errno, so code that handles ``OSError`` still does; the
+    message names the file and says what to do, for showing to the user as is.
+    """
+
+
+def _disk_full(target: Path, exc: OSError) -> DiskFullError:
+    where = f"the previous {target.name} is kept" if target.exists() else "nothing was written"
+    return DiskFullError(
+        exc.errno, f"no space left on the disk while writing {target} ({where}); "
+        "free some space and run again to continue",
+    )
 
 
 @contextlib.contextmanager
@@ -40,9 +59,27 @@ def atomic_path(target: str | os.PathLike[str], suffix: str | None = None) -> It
     try:
         yield tmp_path
         os.replace(tmp_path, target)
+    except OSError as exc:
+        if exc.errno in _FULL and not isinstance(exc, DiskFullError):
+            raise _disk_full(target, exc) from exc
+        raise
+    except RuntimeError as exc:
+        # torch.save reports a failed write as RuntimeError ("... file write failed"), having
+        # lost the errno; a full disk is by far the usual cause, so ask the disk.
+        if _no_space(target.parent):
+            raise _disk_full(target, OSError(errno.ENOSPC, str(exc))) from exc
+        raise
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def _no_space(folder: Path) -> bool:
+    try:
+        st = os.statvfs(folder)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < 1024 * 1024
 
 
 def write_bytes(target: str | os.PathLike[str], data: bytes) -> None:

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from engine import config as config_mod
-from engine.atomic import write_json
+from engine.atomic import DiskFullError, write_json
 from engine.config import RunConfig
 from engine.control import RunControl
 from engine.data import RandomCropDataset, load_folder
@@ -87,7 +87,7 @@ def train(
         yield from run.execute(resume)
     except Exception as exc:  # every failure reaches the consumer as an event
         log.error("training failed: %s", exc, exc_info=True)
-        known = isinstance(exc, (RunError, CheckpointError))
+        known = isinstance(exc, (RunError, CheckpointError, DiskFullError))
         message = str(exc) if known else f"{type(exc).__name__}: {exc}"
         yield Failed(step=run.step, error=message, traceback=traceback.format_exc())
 
