@@ -40,7 +40,7 @@ from typing import IO, Protocol
 import cv2
 import numpy as np
 
-from engine.atomic import write_bytes
+from engine.atomic import DiskFullError, write_bytes
 from engine.imageio import BadFile, ImageReadError, read_rgb, scan_images
 from engine.segmenter.infer import finish, prepare
 from engine.segmenter.refine import grabcut_refine
@@ -134,10 +134,17 @@ class Summary:
     cancelled: bool = False
     failures: list[BadFile] = field(default_factory=list)
     warning: str | None = None
+    # Why the run stopped before the end (a full disk): every later write would fail the same
+    # way, so the export stops at the first one instead of failing each remaining photo.
+    stopped: str | None = None
 
     @property
     def rate(self) -> float:
         return self.written / self.seconds if self.seconds > 0 else 0.0
+
+
+class _DiskFull(BadFile):
+    """The write of this photo's output hit a full disk (stops the export)."""
 
 
 @dataclass(frozen=True)
@@ -294,6 +301,8 @@ def _write(
             soft = grabcut_refine(item.rgb, start).astype(np.float32) / 255.0
         write_bytes(item.job.out, encode_output(soft, fmt, threshold, item.rgb))
         return None
+    except DiskFullError as exc:
+        return _DiskFull(str(item.job.src), str(exc))
     except Exception as exc:  # disk full, permissions: report per file, keep going
         return BadFile(str(item.job.src), f"cannot write {item.job.out}: {exc}")
 
@@ -308,11 +317,17 @@ class _RunLog:
 
     def line(self, text: str) -> None:
         stamp = datetime.now().isoformat(timespec="seconds")
-        self._fh.write(f"{stamp} {text}\n")
-        self._fh.flush()
+        try:
+            self._fh.write(f"{stamp} {text}\n")
+            self._fh.flush()
+        except OSError as exc:  # a full disk: the log is secondary, the summary still tells
+            log.warning("cannot write %s: %s", self.path, exc)
 
     def close(self) -> None:
-        self._fh.close()
+        try:
+            self._fh.close()
+        except OSError as exc:
+            log.warning("cannot write %s: %s", self.path, exc)
 
 
 def _open_model(model: str | os.PathLike[str] | BatchRunner, device: str) -> BatchRunner:
@@ -389,8 +404,11 @@ def export_masks(
         fail(bad)
     status = "interrupted"  # stays so if an exception (Ctrl-C) escapes the pipeline
     try:
-        summary.cancelled = _pipeline(runner, todo, options, fail, summary, report, cancel)
+        stopped = _pipeline(runner, todo, options, fail, summary, report, cancel)
+        summary.cancelled = stopped and summary.stopped is None
         status = "cancelled" if summary.cancelled else "finished"
+        if summary.stopped is not None:
+            status = f"stopped ({summary.stopped})"
     finally:
         summary.seconds = time.perf_counter() - started
         run_log.line(
@@ -430,10 +448,13 @@ def _pipeline(
     buffered_bytes = 0
 
     def cancelled() -> bool:
-        return cancel is not None and cancel.is_set()
+        return (cancel is not None and cancel.is_set()) or summary.stopped is not None
 
     def collect(fut: Future[BadFile | None]) -> None:
         bad = fut.result()
+        if isinstance(bad, _DiskFull) and summary.stopped is None:
+            summary.stopped = bad.reason
+            log.error("stopping the export: %s", bad.reason)
         if bad is None:
             summary.written += 1
         else:

@@ -112,6 +112,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"failed: {bad.path}: {bad.reason}", file=sys.stderr)
     if len(summary.failures) > 20:
         print(f"... and {len(summary.failures) - 20} more in {summary.log_path}", file=sys.stderr)
+    if summary.stopped:  # a full disk: the photos left are done by running the same command again
+        print(f"error: stopped early: {summary.stopped}", file=sys.stderr)
     print(
         f"{summary.written} written, {summary.skipped} skipped (already done), "
         f"{summary.failed} failed of {summary.total} photos in {summary.seconds:.1f} s "
