@@ -149,3 +149,28 @@ def drop_after(run_dir: Path, step: int) -> None:
     for path in list_checkpoints(run_dir):
         if _step_of(path) > step:
             path.unlink(missing_ok=True)
+
+
+# engine.atomic's temp names: ".{target name}.{8 random chars}{target suffix}".
+_TEMP = re.compile(r"^\..+\.[a-z0-9_]{8}\.(pt|png|json|jsonl)$")
+
+
+def remove_stale_temps(run_dir: Path) -> int:
+    """Delete temp files a killed run left in its run folder (the next write makes new ones).
+
+    They are hidden and never read, so they are harmless, but a run killed many times would
+    pile them up. Only Peel's own sub-folders of the run are looked at.
+    """
+    removed = 0
+    for folder in (Path(run_dir), checkpoint_dir(run_dir), Path(run_dir) / "previews",
+                   Path(run_dir) / "bootstrap"):
+        if not folder.is_dir():
+            continue
+        for entry in folder.iterdir():
+            if _TEMP.match(entry.name) and entry.is_file():
+                entry.unlink(missing_ok=True)
+                removed += 1
+    if removed:
+        log.info("removed %d temp files left by an interrupted run in %s", removed, run_dir)
+    return removed
+

@@ -221,6 +221,8 @@ class _Run:
         problems = config_mod.resume_mismatch(saved, self.config)
         if problems:
             raise RunError("cannot resume: the run was trained differently (" + "; ".join(problems) + ")")
+        if distributed.is_main():
+            ckpt.remove_stale_temps(self.run_dir)  # half-written files of a killed run
         found = ckpt.list_checkpoints(self.run_dir)
         if not found:
             return None  # killed before the first checkpoint: start again from step 0
