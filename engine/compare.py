@@ -376,13 +376,13 @@ def _write_figure(path: Path, photos: list[Path], gt: Path | None, out: Path, me
         cells = [small, *truth] + [cell(out / m / "masks" / f"{p.stem}.png") for m in methods]
         rows.append(cells)
     col_w = [max(r[c].shape[1] for r in rows) for c in range(len(header))]
-    gap, top = 4, 22
+    gap, top = 4, 30  # header text large enough to stay legible when a viewer scales it down
     width = sum(col_w) + gap * (len(col_w) + 1)
     height = top + len(rows) * (THUMB + gap) + gap
     canvas = np.full((height, width, 3), 255, np.uint8)
     x = gap
     for c, name in enumerate(header):
-        cv2.putText(canvas, name[:16], (x, 15), cv2.FONT_HERSHEY_SIMPLEX, 0.42, (0, 0, 0), 1, cv2.LINE_AA)
+        cv2.putText(canvas, name[:12], (x, 21), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 0), 1, cv2.LINE_AA)
         for r, cells in enumerate(rows):
             img = cells[c]
             y = top + r * (THUMB + gap)

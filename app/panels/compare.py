@@ -92,6 +92,7 @@ class ComparePanel(QWidget):
         self.table = QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels(COLUMNS)
         self.table.verticalHeader().setVisible(False)
+        self.table.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 8)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
         header = self.table.horizontalHeader()
@@ -226,6 +227,10 @@ class ComparePanel(QWidget):
                 self.table.setItem(r, c, item)
         for c in range(1, len(SCORES) + 1):
             self.table.setColumnHidden(c, not scored)
+        # Every row visible without scrolling; the figure takes the rest of the height.
+        rows_h = sum(self.table.rowHeight(r) for r in range(len(rows)))
+        self.table.setMinimumHeight(self.table.horizontalHeader().height() + rows_h
+                                    + 2 * self.table.frameWidth() + 2)
         self.status.setText("")
         self.open_button.setEnabled(True)
 
