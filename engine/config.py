@@ -152,8 +152,10 @@ class PipelineConfig:
     rounds: int = 1
     bg_weight: float = 1.0  # L_bg = softplus(S(B) logits)
     mask_prior_weight: float = 0.0  # mask mass where S sees background in the composite
-    bootstrap_s: float = 120.0  # bootstrap budget in --steps mode
-    segmenter_steps: int = 400  # segmenter fit steps in --steps mode
+    # Unused since #9: --steps runs count the bootstrap in segmenter_steps (time budgets made
+    # them irreproducible); kept so that older config.json files still load.
+    bootstrap_s: float = 120.0
+    segmenter_steps: int = 400  # segmenter (and bootstrap prior) fit steps in --steps mode
     segmenter_batch: int = 32
     round_gan_fraction: float = 0.25  # each round's GAN steps, as a fraction of --steps
     # Segmenter stages trust generated pairs only when the prior agrees with their masks.
