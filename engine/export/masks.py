@@ -313,7 +313,8 @@ class _RunLog:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._fh: IO[str] = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
+        # backslashreplace: a file name need not be valid UTF-8 on Linux; logging it must not fail.
+        self._fh: IO[str] = open(path, "a", encoding="utf-8", errors="backslashreplace")  # noqa: SIM115 - closed in close()
 
     def line(self, text: str) -> None:
         stamp = datetime.now().isoformat(timespec="seconds")

@@ -28,6 +28,7 @@ from PIL import Image
 
 HUGE_W, HUGE_H = 20_000, 15_000
 NON_UTF8_NAME = b"bad\xffbyte name.jpg"  # valid on Linux, not decodable as UTF-8
+NON_UTF8_BAD = b"empty \xfe.jpg"  # a bad file whose reason must be printed and logged too
 
 
 @dataclass(frozen=True)
@@ -193,6 +194,10 @@ def write_corpus(folder: Path, huge: bool = True) -> Corpus:
         put(name, data, case, **{k: reason for k in every})
 
     put_bad("zero.jpg", b"", "0-byte file", "empty file")
+    with open(os.path.join(os.fsencode(folder), NON_UTF8_BAD), "wb"):
+        pass
+    entries.append(Entry(os.fsdecode(NON_UTF8_BAD), "0-byte file, name not valid UTF-8",
+                         *(["empty file"] * 3)))
     put_bad("cut.jpg", jpg[: len(jpg) // 2], "truncated JPEG", "truncated")
     put_bad("cut_progressive.jpg", encode(base, ".jpg", [cv2.IMWRITE_JPEG_PROGRESSIVE, 1])[:300],
             "truncated progressive JPEG", "truncated")

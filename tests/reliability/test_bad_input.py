@@ -145,9 +145,9 @@ def test_segment_writes_good_masks_reports_bad_and_keeps_inputs(
         mask = read_rgb(out / Path(name).with_suffix(".png").name)
         assert mask.shape == read_rgb(corpus.root / name).shape, name
     assert snapshot(corpus.root) == before
-    log_text = summary.log_path.read_text(encoding="utf-8", errors="replace")
-    for name in corpus.bad("segment"):
-        assert name in log_text
+    log_text = summary.log_path.read_text(encoding="utf-8")
+    for name in corpus.bad("segment"):  # a name that is not UTF-8 is logged backslash-escaped
+        assert name.encode("utf-8", "backslashreplace").decode() in log_text
 
 
 def test_segment_command_line_on_the_corpus(
@@ -162,7 +162,7 @@ def test_segment_command_line_on_the_corpus(
         [sys.executable, "-m", "engine.cli.main", "segment", str(corpus.root),
          str(tmp_path / "out"), "--model", str(model), "--device", "cpu", "--workers", "1"],
         capture_output=True, text=True, errors="replace", timeout=300, cwd=ROOT,
-        env={**os.environ, "PYTHONIOENCODING": ""},
+        env={**os.environ, "PYTHONIOENCODING": "utf-8:strict"},  # as a UTF-8 terminal: strict
     )
     assert res.returncode == 1, res.stderr
     assert "Traceback" not in res.stderr
@@ -263,3 +263,22 @@ def test_scan_and_load_of_50000_tiny_files(tmp_path: Path) -> None:
     assert scan_seconds(tmp_path / "many", repeats=1) < 10.0
     cache = load_folder(tmp_path / "many", size=16, workers=2)
     assert len(cache) == 50_000 and not cache.bad
+
+
+def test_command_line_survives_names_that_are_not_utf8(tmp_path: Path) -> None:
+    """Linux file names are bytes; printing one on a strict UTF-8 terminal raised
+    UnicodeEncodeError and ended ``peel`` with a traceback instead of its one-line error."""
+    folder = os.path.join(os.fsencode(tmp_path), b"photos \xfe")
+    os.mkdir(folder)
+    with open(os.path.join(folder, b"zero.jpg"), "wb"):
+        pass
+    res = subprocess.run(
+        [sys.executable, "-m", "engine.cli.main", "train", os.fsdecode(folder),
+         "--out", str(tmp_path / "run"), "--steps", "1", "--device", "cpu"],
+        capture_output=True, timeout=300, cwd=ROOT,
+        env={**os.environ, "PYTHONIOENCODING": "utf-8:strict"},
+    )
+    out = res.stdout.decode("utf-8")
+    assert res.returncode == 1, res.stderr.decode("utf-8", "replace")
+    assert "no readable images in" in out and "photos \\udcfe" in out
+    assert b"UnicodeEncodeError" not in res.stderr
