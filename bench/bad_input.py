@@ -163,7 +163,7 @@ def main() -> int:
 
     results: dict = {"machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
                                  "load_avg_start": [round(x, 2) for x in os.getloadavg()],
-                                 "euid_root": os.geteuid() == 0}}
+                                 "euid": os.geteuid()}}
     with tempfile.TemporaryDirectory(prefix="peel-bad-input-") as tmp:
         work = Path(tmp)
         t = time.perf_counter()

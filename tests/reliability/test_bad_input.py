@@ -19,7 +19,7 @@ from corpus import (
     HUGE_H,
     HUGE_W,
     Corpus,
-    running_as_root,
+    permissions_enforced,
     snapshot,
     write_corpus,
     write_many_tiny,
@@ -208,7 +208,7 @@ def test_recursive_scan_survives_link_loops(tmp_path: Path) -> None:
     assert {Path(b.path).relative_to(tmp_path).as_posix() for b in cache.bad} == set(reasons)
 
 
-@pytest.mark.skipif(running_as_root(), reason="root reads files whatever their permissions")
+@pytest.mark.skipif(not permissions_enforced(), reason="root reads files whatever their permissions")
 def test_unreadable_file_reported(tmp_path: Path) -> None:
     # When not root, locked.jpg is in the corpus too and an unlistable folder in the recursive
     # tree; this is the focused version.
