@@ -112,6 +112,6 @@ def test_panel_stays_responsive_while_50000_thumbnails_load(
     assert not on_gui_thread  # nothing is decoded on the GUI thread
     assert checked and checked[-1] > 100  # the background sweep really was running
     assert "50000 images" in panel.count_label.text()
-    assert shown_s < 10.0, shown_s  # ~0.5 s on an idle 2-core machine
+    assert shown_s < 30.0, shown_s  # 2-13 s measured on the shared 2-core machine at load 11-12
     # Before batching, the one-pass layout of 50,000 icons froze the GUI ~1 s even when idle.
     assert stall < 1.0, stall
