@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+PHOTOS = 150  # 640 x 480: a few seconds of `peel segment`, so kills land mid-run
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
@@ -233,48 +234,59 @@ def max_difference(a: dict[str, Any], b: dict[str, Any]) -> float:
 
 def train_kill_loop(folder: Path, work: Path, kills: int, seed: int, steps: int = 16,
                     max_delay_s: float = 6.0, timeout_s: float = 600) -> dict[str, Any]:
-    """Kill a tiny `peel train` ``kills`` times at random moments, resume each time, compare."""
+    """Kill a tiny `peel train` ``kills`` times at random moments, resuming after each kill.
+
+    A run that finishes before the next kill is compared with the uninterrupted one and a new
+    run (a new round) takes the remaining kills. Only kills that land before the run printed
+    its end count.
+    """
     rng = random.Random(seed)
-    ref_dir, run = work / "train-reference", work / "train-killed"
+    ref_dir = work / "train-reference"
     shutil.rmtree(ref_dir, ignore_errors=True)
-    shutil.rmtree(run, ignore_errors=True)
     t0 = time.perf_counter()
     train_reference(tiny_train_config(folder, ref_dir, steps))
     reference_s = time.perf_counter() - t0
+    reference = final_train_outputs(ref_dir)
 
-    config = json.dumps(tiny_train_config(folder, run, steps))
-    report: dict[str, Any] = {"kills": 0, "resumes": 0, "killed_at": [], "half_written": [],
-                              "temps_seen": 0, "files_checked": 0, "reference_s": round(reference_s, 1)}
-    attempt = 0
-    while True:
-        mode = "resume" if attempt else "new"
-        child = _Child([sys.executable, "-c", TRAIN_CHILD, config, mode])
-        if attempt:
-            report["resumes"] += 1
-        attempt += 1
-        if report["kills"] < kills:
-            started = child.wait_for(lambda c=child: any(x.startswith("training ") for x in c.lines), timeout_s)
-            time.sleep(rng.uniform(0.0, max_delay_s) if started else 0.0)
-            if child.kill():
-                report["kills"] += 1
-                report["killed_at"].append(_last_step(child.lines))
-                state = check_run_dir(run)
-                report["half_written"] += state["broken"]
-                report["temps_seen"] += len(state["temps"])
-                report["files_checked"] += state["checked"]
-                _plant_temps(run)
-                continue
-            if child.proc.returncode != 0:
+    report: dict[str, Any] = {"kills": 0, "resumes": 0, "rounds": 0, "killed_at": [],
+                              "half_written": [], "temps_seen": 0, "files_checked": 0,
+                              "temps_left_at_end": [], "max_abs_difference": 0.0,
+                              "reference_s": round(reference_s, 1)}
+    while report["kills"] < kills or report["rounds"] == 0:
+        report["rounds"] += 1
+        run = work / f"train-killed-{report['rounds']}"
+        shutil.rmtree(run, ignore_errors=True)
+        config = json.dumps(tiny_train_config(folder, run, steps))
+        attempt = 0
+        while True:
+            child = _Child([sys.executable, "-c", TRAIN_CHILD, config, "resume" if attempt else "new"])
+            report["resumes"] += bool(attempt)
+            attempt += 1
+            if report["kills"] < kills:
+                child.wait_for(lambda c=child: any(x.startswith("training ") for x in c.lines), timeout_s)
+                time.sleep(rng.uniform(0.0, max_delay_s))
+                ended = any(x.startswith(("finished at", "error:")) for x in child.lines)
+                if child.kill() and not ended:
+                    report["kills"] += 1
+                    report["killed_at"].append(_last_step(child.lines))
+                    state = check_run_dir(run)
+                    report["half_written"] += state["broken"]
+                    report["temps_seen"] += len(state["temps"])
+                    report["files_checked"] += state["checked"]
+                    _plant_temps(run)
+                    continue
+                if child.proc.returncode not in (0, -signal.SIGKILL):
+                    raise RuntimeError("training child failed:\n" + "\n".join(child.lines[-20:]))
+                if not ended:  # killed before it printed anything: try again
+                    continue
+            elif child.finish(timeout_s) != 0:
                 raise RuntimeError("training child failed:\n" + "\n".join(child.lines[-20:]))
             break
-        code = child.finish(timeout_s)
-        if code != 0:
-            raise RuntimeError("training child failed:\n" + "\n".join(child.lines[-20:]))
-        break
-    state = check_run_dir(run)
-    report["half_written"] += state["broken"]
-    report["temps_left_at_end"] = state["temps"]
-    report["max_abs_difference"] = max_difference(final_train_outputs(ref_dir), final_train_outputs(run))
+        state = check_run_dir(run)
+        report["half_written"] += state["broken"]
+        report["temps_left_at_end"] += state["temps"]
+        diff = max_difference(reference, final_train_outputs(run))
+        report["max_abs_difference"] = max(report["max_abs_difference"], diff)
     report["equal_to_uninterrupted"] = report["max_abs_difference"] == 0.0
     return report
 
@@ -283,7 +295,7 @@ def _plant_temps(run: Path) -> None:
     """What a kill in the middle of a write leaves (a kill rarely lands inside one by chance):
     half-written temp files that the resumed run must neither load nor keep."""
     for rel in ("checkpoints/.step-9999999.pt.killed00.pt", ".segmenter.pt.killed00.pt",
-                "previews/.step-9999999.png.killed00.png"):
+                "previews/.step-9999999.png.killed00.png", "bootstrap/masks/.k.png.killed00.png"):
         path = run / rel
         if path.parent.is_dir():
             path.write_bytes(b"PK\x03\x04 half a file")
@@ -298,47 +310,57 @@ def _last_step(lines: list[str]) -> str:
 
 def segment_kill_loop(model: Path, src: Path, clean: Path, work: Path, kills: int, seed: int,
                       max_delay_s: float = 1.5, timeout_s: float = 600) -> dict[str, Any]:
-    """Kill `peel segment` ``kills`` times at random moments, rerun it each time, compare bytes."""
+    """Kill `peel segment` ``kills`` times at random moments, rerunning it after each kill.
+
+    Only kills that land while masks are still missing count; a folder that is complete is
+    compared byte for byte with the uninterrupted export and a new one (a new round) starts.
+    """
     rng = random.Random(seed)
-    out = work / "segment-killed"
-    shutil.rmtree(out, ignore_errors=True)
-    cmd = [sys.executable, "-m", "engine.cli", "segment", "--model", str(model), str(src), str(out),
-           "--batch", "1", "--workers", "1"]
-    log = out / "peel-segment.log"
-    report: dict[str, Any] = {"kills": 0, "resumes": 0, "masks_at_kill": [], "half_written": [],
-                              "temps_seen": 0, "files_checked": 0}
-    attempt = 0
-    while True:
-        child = _Child(cmd)
-        if attempt:
-            report["resumes"] += 1
-        attempt += 1
-        if report["kills"] < kills:
-            starts = log.read_text().count(" start: ") if log.exists() else 0
-            started = child.wait_for(
-                lambda s=starts: log.exists() and log.read_text().count(" start: ") > s, timeout_s)
-            time.sleep(rng.uniform(0.0, max_delay_s) if started else 0.0)
-            if child.kill():
-                report["kills"] += 1
+    total = len([p for p in src.iterdir() if p.suffix == ".png"])
+    theirs = {p.name: p.read_bytes() for p in clean.glob("*.png") if not p.name.startswith(".")}
+    report: dict[str, Any] = {"kills": 0, "resumes": 0, "rounds": 0, "masks_at_kill": [],
+                              "half_written": [], "temps_seen": 0, "files_checked": 0,
+                              "temps_left_at_end": [], "equal_to_uninterrupted": True}
+    while report["kills"] < kills or report["rounds"] == 0:
+        report["rounds"] += 1
+        out = work / f"segment-killed-{report['rounds']}"
+        shutil.rmtree(out, ignore_errors=True)
+        cmd = [sys.executable, "-m", "engine.cli", "segment", "--model", str(model), str(src),
+               str(out), "--batch", "1", "--workers", "1"]
+        log = out / "peel-segment.log"
+        attempt = 0
+        while True:
+            child = _Child(cmd)
+            report["resumes"] += bool(attempt)
+            attempt += 1
+            if report["kills"] < kills:
+                starts = log.read_text().count(" start: ") if log.exists() else 0
+                child.wait_for(
+                    lambda s=starts, lg=log: lg.exists() and lg.read_text().count(" start: ") > s,
+                    timeout_s)
+                time.sleep(rng.uniform(0.0, max_delay_s))
+                alive = child.kill()
                 state = check_mask_dir(out, src)
-                report["masks_at_kill"].append(state["checked"])
-                report["half_written"] += state["broken"]
-                report["temps_seen"] += len(state["temps"])
-                report["files_checked"] += state["checked"]
-                continue
-            if child.proc.returncode != 0:
+                if alive and state["checked"] < total:
+                    report["kills"] += 1
+                    report["masks_at_kill"].append(state["checked"])
+                    report["half_written"] += state["broken"]
+                    report["temps_seen"] += len(state["temps"])
+                    report["files_checked"] += state["checked"]
+                    continue
+                if not alive and child.proc.returncode != 0:
+                    raise RuntimeError("segment child failed:\n" + "\n".join(child.lines[-20:]))
+                if state["checked"] < total:
+                    continue
+            elif child.finish(timeout_s) != 0:
                 raise RuntimeError("segment child failed:\n" + "\n".join(child.lines[-20:]))
             break
-        if child.finish(timeout_s) != 0:
-            raise RuntimeError("segment child failed:\n" + "\n".join(child.lines[-20:]))
-        break
-    state = check_mask_dir(out, src)
-    report["half_written"] += state["broken"]
-    report["temps_left_at_end"] = state["temps"]
-    ours = {p.name: p.read_bytes() for p in out.glob("*.png") if not p.name.startswith(".")}
-    theirs = {p.name: p.read_bytes() for p in clean.glob("*.png") if not p.name.startswith(".")}
-    report["masks"] = len(ours)
-    report["equal_to_uninterrupted"] = ours == theirs
+        state = check_mask_dir(out, src)
+        report["half_written"] += state["broken"]
+        report["temps_left_at_end"] += state["temps"]
+        ours = {p.name: p.read_bytes() for p in out.glob("*.png") if not p.name.startswith(".")}
+        report["masks"] = len(ours)
+        report["equal_to_uninterrupted"] &= ours == theirs
     return report
 
 
@@ -370,12 +392,18 @@ def tmpfs_check(work: Path, model: Path, src: Path) -> dict[str, Any]:
         result["checkpoint_files_after"] = files
         result["checkpoint_previous_loads"] = all(
             ckpt.load(run / "checkpoints" / n)["step"] == 4 for n in files)
+        # Leave ~150 kB free: room for some masks, not for all of them.
+        free = os.statvfs(mnt).f_bavail * os.statvfs(mnt).f_frsize
+        (mnt / "filler").write_bytes(b"\0" * max(0, free - 150 * 1024))
         out = mnt / "masks"
-        summary = export_masks(model, src, out, ExportOptions(batch=1, workers=1))
+        summary = export_masks(model, src, out, ExportOptions(batch=1, workers=1, format="soft"))
         result["export"] = {"written": summary.written, "failed": summary.failed,
                             "stopped": summary.stopped, "photos": summary.total}
+        (mnt / "filler").unlink()  # space freed: a rerun finishes the folder
+        rerun = export_masks(model, src, out, ExportOptions(batch=1, workers=1, format="soft"))
+        result["rerun"] = {"written": rerun.written, "skipped": rerun.skipped, "failed": rerun.failed}
         state = check_mask_dir(out, src)
-        result["export_masks_whole"] = not state["broken"] and state["checked"] == summary.written
+        result["export_masks_whole"] = not state["broken"] and state["checked"] == summary.total
         result["export_temps_left"] = state["temps"]
         return result
     finally:
@@ -384,7 +412,7 @@ def tmpfs_check(work: Path, model: Path, src: Path) -> dict[str, Any]:
 
 # -- inputs ------------------------------------------------------------------------------------
 def make_inputs(work: Path) -> tuple[Path, Path, Path, Path]:
-    """A 12-photo demo folder, a tiny exported segmenter, 60 photos to segment and their masks."""
+    """A 12-photo demo folder, a tiny exported segmenter, photos to segment and their masks."""
     sys.path.insert(0, str(ROOT / "tests"))
     import numpy as np
     from export_helpers import make_tiny_segmenter, shapes_photo
@@ -407,8 +435,8 @@ def make_inputs(work: Path) -> tuple[Path, Path, Path, Path]:
 
         photos.mkdir(parents=True)
         rng = np.random.default_rng(60)
-        for i in range(60):
-            h, w = (240, 320) if i % 2 else (320, 240)
+        for i in range(PHOTOS):
+            h, w = (480, 640) if i % 2 else (640, 480)
             cv2.imwrite(str(photos / f"photo_{i:03d}.png"), shapes_photo(h, w, rng)[:, :, ::-1])
     clean = work / "segment-clean"
     if not clean.exists():

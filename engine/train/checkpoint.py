@@ -162,8 +162,9 @@ def remove_stale_temps(run_dir: Path) -> int:
     pile them up. Only Peel's own sub-folders of the run are looked at.
     """
     removed = 0
-    for folder in (Path(run_dir), checkpoint_dir(run_dir), Path(run_dir) / "previews",
-                   Path(run_dir) / "bootstrap"):
+    run_dir = Path(run_dir)
+    for folder in (run_dir, checkpoint_dir(run_dir), run_dir / "previews", run_dir / "bootstrap",
+                   run_dir / "bootstrap" / "masks"):
         if not folder.is_dir():
             continue
         for entry in folder.iterdir():

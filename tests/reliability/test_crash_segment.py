@@ -33,16 +33,16 @@ def test_killed_segment_reruns_to_the_uninterrupted_bytes(tmp_path, tmp_path_fac
     src = tmp_path / "in"
     src.mkdir()
     rng = np.random.default_rng(5)
-    for i in range(40):
-        h, w = (240, 320) if i % 2 else (320, 240)
+    for i in range(60):  # large enough that the export takes a few seconds
+        h, w = (480, 640) if i % 2 else (640, 480)
         cv2.imwrite(str(src / f"photo_{i:03d}.png"), shapes_photo(h, w, rng)[:, :, ::-1])
     clean = tmp_path / "clean"
-    assert export_masks(model, src, clean, ExportOptions(device="cpu")).written == 40
+    assert export_masks(model, src, clean, ExportOptions(device="cpu")).written == 60
 
     report = crash_loop().segment_kill_loop(model, src, clean, tmp_path, kills=3, seed=2,
                                             max_delay_s=1.0)
-    assert report["kills"] == 3 and report["resumes"] == 3, report
+    assert all(n < 60 for n in report["masks_at_kill"])  # each kill landed mid-run
+    assert report["kills"] == 3 and report["resumes"] >= 3, report
     assert report["half_written"] == [], report
     assert report["temps_left_at_end"] == [], report
-    assert report["masks"] == 40 and report["equal_to_uninterrupted"], report
-    assert report["masks_at_kill"] == sorted(report["masks_at_kill"])  # reruns keep what was done
+    assert report["masks"] == 60 and report["equal_to_uninterrupted"], report
