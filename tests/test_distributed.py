@@ -30,6 +30,7 @@ import pytest
 HERE = Path(__file__).resolve()
 VENV_BIN = Path(sys.executable).parent
 STEPS, SEG_STEPS, FIT_STEPS = 4, 3, 4
+pytestmark = pytest.mark.slow  # ~40 s of CPU: three processes import torch and train
 
 
 def _train_config(folder: str, out: str):  # type: ignore[no-untyped-def]
