@@ -27,11 +27,9 @@ The stage runs after the rest of the pipeline and writes ``segmenter.pt`` of kin
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import logging
 import math
-import shutil
 import time
 from collections.abc import Callable, Generator
 from dataclasses import replace
@@ -43,6 +41,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from engine.atomic import write_bytes
 from engine.compose import composite
 from engine.config import PerturbEncoderConfig, RunConfig
 from engine.control import RunControl
@@ -110,9 +109,8 @@ def encoder_stage(run: Any, stage: _StageLike) -> Generator[Event, None, None]:
     run.metrics.append({"step": run.step, "event": "encoder", **summary})
     target = Path(run.run_dir) / "segmenter.pt"
     if target.exists():
-        # Keep the UNet of the same run for comparison; copy first, the rename below is atomic.
-        with contextlib.suppress(OSError):
-            shutil.copyfile(target, Path(run.run_dir) / UNET_COPY)
+        # Keep the UNet of the same run for comparison (both writes are atomic).
+        write_bytes(Path(run.run_dir) / UNET_COPY, target.read_bytes())
     save_segmenter(target, seg, cfg.size, cfg.method, Path(cfg.folder).name)
 
 
@@ -186,11 +184,6 @@ def train_encoder(
     use_real = real is not None and (enc.recon_weight > 0 or enc.perceptual_weight > 0)
     yield PhaseChanged(step=step0, phase=phase, detail="training PerturbGAN's encoder on the frozen generator")
 
-    def decode(codes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        b = bg(codes[:, :z_dim])
-        f, logits = fg(codes[:, z_dim:])
-        return composite(b, f, torch.sigmoid(logits)), logits
-
     done, active, last_report = 0, 0.0, 0.0
     sums: dict[str, float] = {}
     n_sum = 0
@@ -209,13 +202,16 @@ def train_encoder(
             x_gen = composite(b, f, torch.sigmoid(m_logits))
         x = torch.cat([x_gen, real(n).to(device)]) if use_real else x_gen
         codes = encoder(x)
-        x_e, logits_e = decode(codes)
         terms: dict[str, torch.Tensor] = {}
         terms["z"] = F.mse_loss(codes[:n], torch.cat([z, z], 1))
-        terms["mask"] = F.binary_cross_entropy_with_logits(logits_e[:n], torch.sigmoid(m_logits))
+        # Generated half: only the mask is decoded (its target is known); photos: the composite.
+        terms["mask"] = F.binary_cross_entropy_with_logits(fg(codes[:n, z_dim:])[1], torch.sigmoid(m_logits))
         loss = enc.z_weight * terms["z"] + enc.mask_weight * terms["mask"]
         if use_real:
-            x_real, x_rec = x[n:], x_e[n:]
+            c_real = codes[n:]
+            f_real, l_real = fg(c_real[:, z_dim:])
+            x_real = x[n:]
+            x_rec = composite(bg(c_real[:, :z_dim]), f_real, torch.sigmoid(l_real))
             terms["recon"] = (x_rec - x_real).abs().mean()
             terms["perceptual"] = _relative_mse(critic(x_rec)[1], critic(x_real)[1])
             loss = loss + enc.recon_weight * terms["recon"] + enc.perceptual_weight * terms["perceptual"]
