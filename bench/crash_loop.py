@@ -401,9 +401,11 @@ def tmpfs_check(work: Path, model: Path, src: Path) -> dict[str, Any]:
                             "stopped": summary.stopped, "photos": summary.total}
         (mnt / "filler").unlink()  # space freed: a rerun finishes the folder
         rerun = export_masks(model, src, out, ExportOptions(batch=1, workers=1, format="soft"))
-        result["rerun"] = {"written": rerun.written, "skipped": rerun.skipped, "failed": rerun.failed}
+        result["rerun"] = {"written": rerun.written, "skipped": rerun.skipped, "failed": rerun.failed,
+                           "stopped": rerun.stopped}
         state = check_mask_dir(out, src)
-        result["export_masks_whole"] = not state["broken"] and state["checked"] == summary.total
+        result["export_masks_on_disk"] = state["checked"]
+        result["export_masks_broken"] = state["broken"]
         result["export_temps_left"] = state["temps"]
         return result
     finally:
