@@ -83,3 +83,19 @@ def test_compare_stop_request_writes_no_report(tiny_demo_folder: Path, tmp_path:
     assert set(seen) == {"redo"}  # ilgan never started
     assert not (out / "report.md").exists()
     assert list((out / "redo" / "checkpoints").glob("step-*.pt"))  # resumable later
+
+
+def test_cli_compare_needs_no_ground_truth(tiny_demo_folder: Path, tmp_path: Path, capsys) -> None:
+    """`peel compare FOLDER` on a user's own folder (no masks) reuses a finished run and reports it unscored."""
+    from engine.cli.main import main
+
+    out = tmp_path / "cmp"
+    cfg = CompareConfig(folder=str(tiny_demo_folder), gt=None, out=str(out), methods=("redo",),
+                        minutes=None, steps=2, size=32, device="cpu", overrides=TINY)
+    run_compare(cfg)
+    (out / "report.md").unlink()
+    assert main(["compare", str(tiny_demo_folder), "--methods", "redo", "--out", str(out),
+                 "--size", "32", "--device", "cpu"]) == 0
+    printed = capsys.readouterr().out
+    assert "redo" in printed and "no score" in printed and "reused" in printed
+    assert "no ground truth" in (out / "report.md").read_text(encoding="utf-8")

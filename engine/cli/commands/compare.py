@@ -12,16 +12,18 @@ from engine.cli.errors import CliError
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "compare",
-        help="train several methods on one folder and compare them against ground truth",
+        help="train several methods on one folder and compare them (scored when --gt is given)",
         description="Train each method on FOLDER with the same budget (or reuse OUT/<method>/ runs "
-        "that already have segmenter.pt), segment the photos that have a ground-truth mask in "
-        "MASKS, score them (IoU, mIoU, accuracy, maxF) beside GrabCut, and write OUT/report.md "
-        "with a table and OUT/report.png with the same photos segmented by each method. The "
-        "ground truth is only used for scoring. latentdir trains no GAN: it reuses the generator "
+        "that already have segmenter.pt), segment the photos (with --gt: those that have a "
+        "ground-truth mask in MASKS, scored by IoU, mIoU, accuracy and maxF beside GrabCut) and "
+        "write OUT/report.md with a table and OUT/report.png with the same photos segmented by "
+        "each method. Without --gt nothing is scored: the figure is the comparison. The ground "
+        "truth is only used for scoring. latentdir trains no GAN: it reuses the generator "
         "of OUT/ilgan (or OUT/perturbgan), training ilgan first if neither exists.",
     )
     p.add_argument("folder", type=Path, metavar="FOLDER", help="folder of photos (never modified)")
-    p.add_argument("--gt", type=Path, required=True, metavar="MASKS", help="ground-truth masks (0/255, same names)")
+    p.add_argument("--gt", type=Path, metavar="MASKS",
+                   help="ground-truth masks (0/255, same names) to score against; optional")
     p.add_argument("--ignore", type=Path, metavar="DIR", help="masks of pixels to leave out (255 = ignore)")
     p.add_argument("--methods", default="ilgan,perturbgan,redo,latentdir",
                    help="comma-separated: ilgan, perturbgan, redo, latentdir (default: all)")
@@ -45,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
         raise CliError("--out must differ from FOLDER (photos are never overwritten)")
     methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
     try:
-        config = CompareConfig(folder=str(args.folder), gt=str(args.gt), out=str(out), methods=methods,
+        config = CompareConfig(folder=str(args.folder), gt=str(args.gt) if args.gt else None, out=str(out), methods=methods,
                                minutes=args.minutes, ignore=str(args.ignore) if args.ignore else None,
                                size=args.size, device=args.device, seed=args.seed)
         report = run_compare(config, sink=_printer())
