@@ -125,6 +125,8 @@ class MainWindow(WindowJobs, QMainWindow):
     def _connect(self) -> None:
         self.folder_panel.chooseRequested.connect(self.choose_folder)
         self.folder_panel.folderRequested.connect(self.open_folder)
+        self.folder_panel.scanned.connect(self._sync_start)  # a big folder is listed in the background
+        self.folder_panel.message.connect(self.log.add)
         self.training.startRequested.connect(self.start_training)
         self.training.newRunRequested.connect(self.forget_resume)
         self.training.pauseToggled.connect(self.set_paused)
@@ -150,14 +152,13 @@ class MainWindow(WindowJobs, QMainWindow):
     @Slot(str)
     def open_folder(self, folder: str, keep_resume: bool = False) -> bool:
         try:
-            count = self.folder_panel.show_folder(folder)
+            self.folder_panel.show_folder(folder)  # logs "Folder ...: N images" via message
         except OSError as exc:
             self.report_failure("Cannot open folder", str(exc))
             return False
         if not keep_resume:
             self.resume_dir = None
         self.folder_panel.set_recent(add_recent_folder(self.settings, folder))
-        self.log.add(f"Folder {folder}: {count} images")
         self._sync_start()
         if self.run_dir:
             self.results.set_run(self.run_dir, self._photos())
@@ -341,7 +342,7 @@ class MainWindow(WindowJobs, QMainWindow):
             event.ignore()
             return
         self.jobs.shutdown()
-        self.folder_panel.model.shutdown()
+        self.folder_panel.shutdown()  # joins a folder listing still running, stops thumbnails
         self.settings.setValue("window/geometry", self.saveGeometry())
         self.training.save(self.settings)
         self.settings.sync()
