@@ -131,16 +131,20 @@ def run_gui(corpus, many: Path | None) -> dict:
         timer = QTimer()
         timer.setInterval(10)
         timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
-        t = time.perf_counter()
-        n = panel.show_folder(str(many))
-        show_s = time.perf_counter() - t
+        # The heartbeat runs from before the call: a big folder is listed in the background, so
+        # the listing's cost shows up as a gap here, not as a slow return.
         ticks.append(time.perf_counter())
         timer.start()
+        t = time.perf_counter()
+        panel.show_folder(str(many))
+        show_s = time.perf_counter() - t
         wait_until(lambda: False, 3.0)
         timer.stop()
         gaps = sorted(b - a for a, b in zip(ticks, ticks[1:], strict=False))
         checked_3s = panel.model._checked
-        all_s = 3.0 + wait_until(lambda: panel.model._checked >= n, 600)
+        listed_s = wait_until(lambda: not panel.scanning, 600)
+        n = panel.image_count
+        all_s = 3.0 + listed_s + wait_until(lambda: panel.model._checked >= n, 600)
         out["tiny_folder"] = {
             "files": n, "show_folder_s": round(show_s, 3),
             "heartbeat_max_gap_s": round(gaps[-1], 3),
@@ -148,7 +152,7 @@ def run_gui(corpus, many: Path | None) -> dict:
             "heartbeat_ticks_in_3s": len(gaps), "thumbnails_checked_in_3s": checked_3s,
             "all_checked_s": round(all_s, 1), "unreadable": len(panel.model.bad_files()),
         }
-    panel.model.shutdown()
+    panel.shutdown()
     panel.close()
     return out
 
