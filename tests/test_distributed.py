@@ -164,7 +164,11 @@ def test_two_processes_fit_the_same_unet(runs):
     # BatchNorm running statistics are the global batch's too (they are in the state dict).
     assert _rel_l2(one, two) < 1e-3, _rel_l2(one, two)
     var_keys = [k for k in one if k.endswith("running_var")]
-    assert var_keys and all(torch.allclose(one[k], two[k], rtol=1e-4, atol=1e-6) for k in var_keys)
+    worst = {k: ((one[k] - two[k]).abs() / (one[k].abs() + 1e-6)).max().item() for k in var_keys}
+    # Same bound as the weights (they drift apart by float rounding, ~3e-4): per-rank statistics of
+    # half the batch would be off by percent, so this still tells global from local BatchNorm.
+    assert var_keys and all(torch.allclose(one[k], two[k], rtol=1e-3, atol=1e-6) for k in var_keys), \
+        sorted(worst.items(), key=lambda kv: -kv[1])[:4]
 
 
 if __name__ == "__main__":
