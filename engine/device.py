@@ -33,7 +33,12 @@ def pick_device(requested: str = "auto") -> tuple[torch.device, str | None]:
 
 
 def configure_cpu_threads() -> None:
-    """Use every core for intra-op work; torch's default can under-use small machines."""
-    n = os.cpu_count() or 1
+    """Use every core this process may run on for intra-op work; torch's default can under-use
+    small machines, and cores outside the affinity mask (taskset, cgroups) only make OpenMP
+    threads wait for each other."""
+    try:
+        n = len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # not on Linux
+        n = os.cpu_count() or 1
     if torch.get_num_threads() != n:
         torch.set_num_threads(n)
