@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
-import os
 
 import torch
+
+from engine.worker_pool import usable_cores
 
 log = logging.getLogger(__name__)
 
@@ -36,9 +37,6 @@ def configure_cpu_threads() -> None:
     """Use every core this process may run on for intra-op work; torch's default can under-use
     small machines, and cores outside the affinity mask (taskset, cgroups) only make OpenMP
     threads wait for each other."""
-    try:
-        n = len(os.sched_getaffinity(0)) or 1
-    except AttributeError:  # not on Linux
-        n = os.cpu_count() or 1
+    n = usable_cores()
     if torch.get_num_threads() != n:
         torch.set_num_threads(n)

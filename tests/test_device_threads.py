@@ -1,4 +1,4 @@
-"""CPU thread count follows the cores the process may use (taskset, container cgroups)."""
+"""CPU use beside the window: thread counts follow the usable cores, GrabCut workers yield the CPU."""
 
 from __future__ import annotations
 
@@ -17,3 +17,19 @@ def test_threads_follow_the_affinity_mask() -> None:
             "print(torch.get_num_threads())")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert out.stdout.strip() == "1"
+
+
+def _niceness() -> int:
+    return os.nice(0)
+
+
+@pytest.mark.skipif(not hasattr(os, "nice"), reason="needs POSIX priorities")
+def test_grabcut_workers_run_below_the_window_and_trainer() -> None:
+    from engine.worker_pool import WORKER_NICENESS, background_pool
+
+    pool = background_pool(1)
+    try:
+        worker = pool.submit(_niceness).result(timeout=120)
+    finally:
+        pool.shutdown()
+    assert worker == min(19, os.nice(0) + WORKER_NICENESS)

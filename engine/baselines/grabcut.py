@@ -9,10 +9,8 @@ segmenter's output to colour edges.
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import os
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +19,7 @@ import numpy as np
 
 from engine.atomic import write_bytes
 from engine.imageio import BadFile, ImageReadError, read_rgb, scan_images
+from engine.worker_pool import background_pool, usable_cores
 
 log = logging.getLogger(__name__)
 
@@ -104,11 +103,6 @@ def _encode_png(mask: np.ndarray) -> bytes:
     return buf.tobytes()
 
 
-def _worker_init() -> None:
-    # One OpenCV thread per worker: the pool already fills the cores.
-    cv2.setNumThreads(1)
-
-
 def _one_file(task: tuple[str, str, float, int]) -> BadFile | None:
     """Worker: read, segment, write atomically. Returns a BadFile instead of raising."""
     src, dst, margin, iters = task
@@ -159,19 +153,13 @@ def grabcut_folder(
             continue
         tasks.append((str(path), str(dst), margin, iters))
     dst_dir.mkdir(parents=True, exist_ok=True)
-    n_workers = max(1, workers or (os.cpu_count() or 1))
+    n_workers = max(1, workers or usable_cores())
     done = 0
     if n_workers == 1 or len(tasks) <= 1:
         outcomes = map(_one_file, tasks)
         pool = None
     else:
-        # Spawned, not forked: callers may hold Qt or torch threads, which a fork would copy
-        # in an arbitrary state.
-        pool = ProcessPoolExecutor(
-            max_workers=min(n_workers, len(tasks)),
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=_worker_init,
-        )
+        pool = background_pool(min(n_workers, len(tasks)))
         outcomes = pool.map(_one_file, tasks, chunksize=4)
     try:
         for bad in outcomes:

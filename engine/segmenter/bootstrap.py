@@ -14,8 +14,6 @@ its full budget; a resumed run with a matching ``prior.pt`` reuses it.
 from __future__ import annotations
 
 import logging
-import multiprocessing
-import os
 import time
 from collections.abc import Generator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -33,6 +31,7 @@ from engine.segmenter.grabcut_cache import cache_key, compute_one, load_cached
 from engine.segmenter.model import SegmenterLoadError, load_segmenter, save_segmenter
 from engine.segmenter.pairs import filter_pairs
 from engine.train import distributed
+from engine.worker_pool import background_pool
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +52,7 @@ def prior_config() -> UNetConfig:
 
 
 def _pool() -> ProcessPoolExecutor:
-    workers = max(1, os.cpu_count() or 1)
-    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+    return background_pool()
 
 
 Result = tuple[int, str, str, "str | None", int]  # cache index, photo, mask file, error, left

@@ -14,11 +14,9 @@ the better guess there.
 from __future__ import annotations
 
 import logging
-import multiprocessing
-import os
 import time
 from collections.abc import Generator
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 
 import numpy as np
 import torch
@@ -30,6 +28,7 @@ from engine.events import Event, PhaseChanged, Progress
 from engine.segmenter.grabcut_cache import refine_centre
 from engine.segmenter.infer import predict_soft
 from engine.segmenter.pairs import filter_pairs
+from engine.worker_pool import background_pool
 
 log = logging.getLogger(__name__)
 
@@ -49,9 +48,7 @@ def _results(tasks: list[tuple[str, np.ndarray]]) -> Generator[tuple[int, np.nda
             _, mask, error = refine_centre(task)
             yield i, mask, error
         return
-    workers = max(1, os.cpu_count() or 1)
-    # spawn, not fork: the trainer may run in a thread of the GUI process (see grabcut_cache).
-    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+    pool = background_pool()
     try:
         pending: dict[Future, int] = {pool.submit(refine_centre, t): i for i, t in enumerate(tasks)}
         while pending:

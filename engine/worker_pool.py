@@ -1,0 +1,39 @@
+"""Process pools for the CPU-heavy classic steps (GrabCut) that run beside training or a window.
+
+Spawned, not forked: callers may hold Qt or torch threads, which a fork would copy in an
+arbitrary state. Each worker lowers its own priority so that the GUI thread and the trainer win
+the CPU while masks are computed (on a 2-core machine the window's worst redraw gaps were run-queue
+waits behind these workers), and uses one OpenCV thread because the pool already fills the cores.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
+
+WORKER_NICENESS = 10
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (taskset, cgroups), not the machine's count."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _init_worker() -> None:
+    import cv2
+
+    try:
+        os.nice(WORKER_NICENESS)
+    except (AttributeError, OSError):  # not on POSIX, or not allowed: run at normal priority
+        pass
+    cv2.setNumThreads(1)
+
+
+def background_pool(workers: int | None = None) -> ProcessPoolExecutor:
+    return ProcessPoolExecutor(max_workers=max(1, workers or usable_cores()),
+                               mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_init_worker)
