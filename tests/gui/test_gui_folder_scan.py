@@ -181,3 +181,31 @@ def test_closing_the_window_during_a_listing_joins_it(make_window, qtbot, tmp_pa
     assert w.folder_panel.scanner.running() == 1
     assert w.close()
     assert w.folder_panel.scanner.running() == 0  # joined, not left running
+
+
+def test_opening_a_run_on_a_big_folder_lists_its_photos_in_the_worker(
+        make_window, qtbot, tmp_path, monkeypatch, small_limit) -> None:
+    """The results view of a run gets the photos when the listing lands, never from a scan on the
+    GUI thread (opening a run on a 50,000-file folder used to freeze the window for seconds)."""
+    import json
+
+    import torch
+
+    from engine.config import RunConfig
+    from engine.nets.unet import UNet, UNetConfig
+    from engine.segmenter.model import save_segmenter
+
+    folder = _folder(tmp_path / "big", 12)
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps(RunConfig(folder=str(folder), out=str(run), size=32, steps=5).to_dict()))
+    torch.manual_seed(0)
+    save_segmenter(run / "segmenter.pt", UNet(UNetConfig(width=4, depth=2)), 32, "ilgan", str(folder))
+    slow = SlowScan(monkeypatch)
+    w = make_window()
+    assert w.open_run(str(run))
+    assert w.results.photos == []  # nothing scanned on this thread while the worker lists
+    slow.release.set()
+    qtbot.waitUntil(lambda: len(w.results.photos) == 12, timeout=10_000)
+    assert slow.threads and all(t != threading.main_thread().name for t in slow.threads)
+    qtbot.waitUntil(lambda: w.results.current is not None, timeout=10_000)
