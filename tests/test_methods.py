@@ -109,3 +109,19 @@ def test_border_mass_penalises_a_mask_that_hugs_the_frame():
     centred[..., 8:24, 8:24] = 1
     assert float(border_mass(centred)) == 0.0
     assert float(border_mass(1 - centred)) == 1.0
+
+
+def test_perturbgan_size_term_pushes_a_full_mask_down():
+    """The all-foreground collapse (every demo seed by step 150) costs PerturbGAN something now."""
+    torch.manual_seed(0)
+    m = build_method(small("perturbgan"), torch.device("cpu"))
+    img = torch.rand(4, 3, 32, 32) * 2 - 1
+
+    def size_term(mask_value: float) -> float:
+        mask = torch.full((4, 1, 32, 32), mask_value, requires_grad=True)
+        fake = {"b": img, "f": img, "m": mask, "m_p": mask, "fake": img}
+        return float(m.g_loss(fake)["size"])
+
+    assert size_term(1.0) == pytest.approx(0.4, abs=1e-6)  # coverage 1 vs the 0.6 cap
+    assert size_term(0.3) == 0.0  # between eta (0.2) and the cap: free
+    assert size_term(0.1) == pytest.approx(0.1, abs=1e-6)  # below eta

@@ -12,7 +12,7 @@ import torch
 
 from engine.augment import contrast_jitter, diff_augment, random_shift
 from engine.compose import composite
-from engine.losses import binarization, gradient_penalty, min_size_hinge, wgan_d
+from engine.losses import binarization, gradient_penalty, max_size_hinge, min_size_hinge, wgan_d
 from engine.methods.base import LayeredGan
 
 
@@ -47,7 +47,7 @@ class PerturbGan(LayeredGan):
         b, m = fake["b"], fake["m"]
         scores, _ = self.disc(diff_augment(fake["fake"]))
         adv = -scores.mean()
-        size = min_size_hinge(m, k.eta)
+        size = min_size_hinge(m, k.eta) + max_size_hinge(m, k.max_coverage)
         binar = binarization(m)
         total = adv + k.size_weight * size + k.binarize_weight * binar
         terms = {"g_adv": adv, "size": size, "binarize": binar}
