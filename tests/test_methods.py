@@ -120,7 +120,7 @@ def test_perturbgan_size_term_pushes_a_full_mask_down():
     def size_term(mask_value: float) -> float:
         mask = torch.full((4, 1, 32, 32), mask_value, requires_grad=True)
         fake = {"b": img, "f": img, "m": mask, "m_p": mask, "fake": img}
-        return float(m.g_loss(fake)["size"])
+        return float(m.g_loss(fake)["size"].detach())
 
     assert size_term(1.0) == pytest.approx(0.4, abs=1e-6)  # coverage 1 vs the 0.6 cap
     assert size_term(0.3) == 0.0  # between eta (0.2) and the cap: free
