@@ -58,6 +58,10 @@ def main() -> int:
     parser.add_argument("--train-seconds", type=float, default=240)
     parser.add_argument("--run", help="a finished run folder for the results view")
     parser.add_argument("--compare", help="only compare.png: a finished comparison's folder")
+    parser.add_argument("--method", default=None, help="method for the live run (default: the app's)")
+    parser.add_argument("--bootstrap", action="store_true", help="train the GrabCut prior first")
+    parser.add_argument("--previews", type=int, default=4,
+                        help="previews (every 10 steps) to wait for before the training shot")
     args = parser.parse_args()
 
     app = QApplication(sys.argv[:1])
@@ -81,15 +85,17 @@ def main() -> int:
     wait_for(app, lambda: "checking" not in window.folder_panel.count_label.text(), 30)
     save(window, app, "folder")
 
-    # Live training: small and quick (32 px, no bootstrap), previews every 10 steps.
+    # Live training: small and quick (32 px, by default no bootstrap), previews every 10 steps.
     window.config_overrides = {"preview_every": 10, "log_every": 5}
+    if args.method:
+        window.training.method.setCurrentText(args.method)
     window.training.size.setCurrentIndex(0)
     window.training.by_steps.setChecked(True)
     window.training.steps.setValue(args.steps)
     window.training.batch.setValue(16)
-    window.training.bootstrap.setChecked(False)
+    window.training.bootstrap.setChecked(args.bootstrap)
     window.training.start_button.click()
-    wait_for(app, lambda: len(window.preview.history) >= 4, args.train_seconds)
+    wait_for(app, lambda: len(window.preview.history) >= args.previews, args.train_seconds)
     pump(app, 1.0)
     save(window, app, "training")
     if args.run is None:
