@@ -12,7 +12,7 @@ few photos are segmented by every method and GrabCut and shown side by side in t
 Runs live in ``OUT/<method>/``; a run that already has ``segmenter.pt`` is reused, so a comparison
 can be extended or re-scored without training again; one with checkpoints but no segmenter (an
 interrupted comparison) is resumed. ``latentdir`` needs a layered-GAN generator:
-it reuses ``OUT/ilgan`` (else ``OUT/perturbgan``), training ilgan first when neither exists.
+it reuses ``OUT/perturbgan`` (else ``OUT/ilgan``), training perturbgan first when neither exists.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ METHODS = ("ilgan", "perturbgan", "redo", "latentdir")
 BASELINE = "grabcut"
 FIGURE_PHOTOS = 6
 THUMB = 112  # figure cell height in pixels
-GAN_FOR_LATENTDIR = ("ilgan", "perturbgan")
+GAN_FOR_LATENTDIR = ("perturbgan", "ilgan")  # perturbgan first: its generator separates layers
 # Accepted but not compared by default: perturbgan with PerturbGAN's own encoder as segmenter.
 EXTRA_METHODS = ("perturbgan-encoder",)
 
@@ -285,15 +285,16 @@ def run_compare(cfg: CompareConfig, sink: EventSink | None = None,
 
 def _gan_for_latentdir(cfg: CompareConfig, out: Path, rows: list[Row], sink: EventSink | None,
                        control: RunControl) -> Path | None:
-    """A finished layered-GAN run in OUT to take the generator from (trains ilgan if none)."""
+    """A finished layered-GAN run in OUT to take the generator from (trains perturbgan if none)."""
     for name in GAN_FOR_LATENTDIR:
         if (out / name / "segmenter.pt").exists():
             return out / name
-    if "ilgan" in cfg.methods:
+    gan = GAN_FOR_LATENTDIR[0]
+    if gan in cfg.methods:
         return None  # it was tried above and failed
-    log.info("latentdir: no finished ilgan/perturbgan run in %s; training ilgan first", out)
-    _, error = _train("ilgan", cfg, out / "ilgan", None, sink, control)
-    return None if error else out / "ilgan"
+    log.info("latentdir: no finished perturbgan/ilgan run in %s; training %s first", out, gan)
+    _, error = _train(gan, cfg, out / gan, None, sink, control)
+    return None if error else out / gan
 
 
 def _device_text(device: str) -> str:

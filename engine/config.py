@@ -194,7 +194,9 @@ def check_run_shape(size: int, batch: int, minutes: float | None, steps: int | N
 class RunConfig:
     folder: str
     out: str
-    method: str = "ilgan"
+    # perturbgan, not ilgan: on CPU budgets only its generator separated the layers, with the
+    # same segmenter IoU (bench/RESULTS.md, "Method comparison on the demo, horses and flowers").
+    method: str = "perturbgan"
     size: int = 64
     batch: int = 32
     minutes: float | None = None

@@ -69,7 +69,7 @@ def ddp_run(tmp_path, tiny_demo_folder):
     log = tmp_path / "torchrun.log"
     cmd = [str(torchrun), "--standalone", "--nproc_per_node=2", "-m", "engine.cli.main", "train",
            str(tiny_demo_folder), "--out", str(run), "--size", "32", "--batch", "8",
-           "--minutes", "0.1", "--no-bootstrap", "--device", "cpu", "--threads", "1"]
+           "--method", "ilgan", "--minutes", "0.1", "--no-bootstrap", "--device", "cpu", "--threads", "1"]
     with open(log, "w") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, text=True,
                                 env={**os.environ, "OMP_NUM_THREADS": "1"})

@@ -27,8 +27,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("folder", type=Path, metavar="FOLDER", help="folder of photos (never modified)")
     p.add_argument("--out", type=Path, required=True, metavar="RUN_DIR", help="run folder")
     p.add_argument(
-        "--method", choices=list(METHODS), default="ilgan",
-        help="ilgan: improved layered GAN (default); perturbgan: PerturbGAN; "
+        "--method", choices=list(METHODS), default="perturbgan",
+        help="perturbgan: PerturbGAN (default); ilgan: improved layered GAN; "
         "redo: ReDO (its mask net is the segmenter)",
     )
     p.add_argument("--size", type=int, choices=[32, 64, 128], default=64)
