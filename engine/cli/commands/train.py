@@ -108,6 +108,7 @@ def consume(config: object, resume: bool, out: TextIO) -> int:
 
     events = train(config, control, resume=resume)  # type: ignore[arg-type]
     previous = _stop_on_first_interrupt(control, say)
+    clean = False  # set when the events ran out normally: only then do the ranks wait for each other
     try:
         for ev in events:
             if isinstance(ev, Started):
@@ -134,13 +135,14 @@ def consume(config: object, resume: bool, out: TextIO) -> int:
             elif isinstance(ev, Finished):
                 verb = "stopped" if ev.stopped else "finished"
                 say(f"{verb} at step {ev.step}; run folder {ev.run_dir}")
+        clean = True
     except KeyboardInterrupt:  # a second Ctrl-C: leave now, the last checkpoint stays usable
         say("interrupted; resume from the last checkpoint with --resume")
         return 130
     finally:
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
-        distributed.shutdown()
+        distributed.shutdown(clean=clean)
     return 130 if control.stop_requested else 0
 
 
