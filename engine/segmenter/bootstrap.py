@@ -51,10 +51,6 @@ def prior_config() -> UNetConfig:
     return UNetConfig(width=PRIOR_WIDTH)
 
 
-def _pool() -> ProcessPoolExecutor:
-    return background_pool()
-
-
 Result = tuple[int, str, str, "str | None", int]  # cache index, photo, mask file, error, left
 
 
@@ -111,7 +107,7 @@ def grabcut_masks(
         todo = [todo[k] for k in order]
         need = min(MIN_MASKS, len(cache))
         yield PhaseChanged(step=step0, phase=PHASE, detail=f"GrabCut masks for {len(todo)} photos")
-        pool = _pool() if len(todo) > INLINE_MAX else None
+        pool = background_pool() if len(todo) > INLINE_MAX else None
         results = _run_pool(pool, todo) if pool is not None else _run_inline(todo)
         last_report = 0.0
         try:

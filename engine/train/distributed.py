@@ -50,6 +50,7 @@ from torch import nn
 from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
 
 from engine.control import RunControl
+from engine.worker_pool import usable_cores
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +117,7 @@ def setup(device: torch.device, threads: int | None = None) -> torch.device:
         dist.init_process_group(backend, timeout=datetime.timedelta(minutes=60))
         log.info("rank %d of %d joined (%s, %s)", info.rank, info.size, backend, device)
     if device.type == "cpu":
-        torch.set_num_threads(threads or max(1, (os.cpu_count() or 1) // info.local_size))
+        torch.set_num_threads(threads or max(1, usable_cores() // info.local_size))
     _world = info
     return device
 

@@ -19,7 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "write OUT/report.md with a table and OUT/report.png with the same photos segmented by "
         "each method. Without --gt nothing is scored: the figure is the comparison. The ground "
         "truth is only used for scoring. latentdir trains no GAN: it reuses the generator "
-        "of OUT/ilgan (or OUT/perturbgan), training ilgan first if neither exists.",
+        "of OUT/perturbgan (or OUT/ilgan), training perturbgan first if neither exists.",
     )
     p.add_argument("folder", type=Path, metavar="FOLDER", help="folder of photos (never modified)")
     p.add_argument("--gt", type=Path, metavar="MASKS",
