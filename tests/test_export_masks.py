@@ -15,13 +15,13 @@ import numpy as np
 import pytest
 from export_helpers import exported_run, shapes_photo
 
+from engine.export.jobs import plan_jobs
 from engine.export.masks import (
     LOG_NAME,
     ExportOptions,
     ExportProgress,
     ExportSetupError,
     export_masks,
-    plan_jobs,
 )
 from engine.imageio import read_rgb
 

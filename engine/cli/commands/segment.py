@@ -79,7 +79,8 @@ class _ProgressBar:
 
 
 def run(args: argparse.Namespace) -> int:
-    from engine.export.masks import ExportOptions, ExportSetupError, export_masks, parse_shard
+    from engine.export.jobs import parse_shard
+    from engine.export.masks import ExportOptions, ExportSetupError, export_masks
     from engine.export.sessions import ModelLoadError
 
     try:
