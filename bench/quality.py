@@ -1,6 +1,6 @@
 """Segmentation quality of Peel on a labelled folder: train without labels, then score the masks.
 
-    python bench/quality.py FOLDER --gt MASKS [--ignore DIR] --minutes M [--method ilgan]
+    python bench/quality.py FOLDER --gt MASKS [--ignore DIR] --minutes M [--method perturbgan]
         [--size 64] [--extra-unlabelled DIR] [--out DIR] [--bootstrap-only] [--no-refine]
 
 The ground truth is used only for scoring. Trains on FOLDER's photos (plus --extra-unlabelled ones)
@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from engine.atomic import write_bytes  # noqa: E402
 from engine.baselines.grabcut import grabcut_folder  # noqa: E402
+from engine.config import RunConfig  # noqa: E402
 from engine.control import RunControl  # noqa: E402
 from engine.data import load_folder  # noqa: E402
 from engine.device import describe, pick_device  # noqa: E402
@@ -162,7 +163,6 @@ def train_bootstrap(
 
 
 def train_pipeline(paths: list[Path], run_dir: Path, args: argparse.Namespace) -> dict:
-    from engine.config import RunConfig
     from engine.train.runner import train
 
     if args.extra_unlabelled:
@@ -240,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--gt", type=Path, required=True)
     ap.add_argument("--ignore", type=Path)
     ap.add_argument("--minutes", type=float, required=True)
-    ap.add_argument("--method", default="ilgan")
+    ap.add_argument("--method", default=RunConfig.method)
     ap.add_argument("--size", type=int, default=64)
     ap.add_argument("--extra-unlabelled", type=Path)
     ap.add_argument("--out", type=Path)

@@ -3,7 +3,7 @@ folder's true mean object coverage, and do the previews separate background, obj
 
 Prints JSON: true coverage, the coverage curve (EMA-free live-generator statistics from
 metrics.jsonl), the final preview path and the speed. Usage:
-    python bench/train_demo.py --out /tmp/demo-run --minutes 10 [--size 32] [--method ilgan]
+    python bench/train_demo.py --out /tmp/demo-run --minutes 10 [--size 32] [--method perturbgan]
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--minutes", type=float, default=10.0)
     ap.add_argument("--size", type=int, default=32)
-    ap.add_argument("--method", default="ilgan")
+    ap.add_argument("--method", default=RunConfig.method)
     ap.add_argument("--count", type=int, default=200)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--seed", type=int, default=0)

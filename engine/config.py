@@ -93,6 +93,10 @@ class PerturbGanConfig:
     names "all as foreground" as a failure without a remedy: on the demo folder every seed filled
     the mask by step 150 and the guard's restarts could not help (bench/RESULTS.md); the same mild
     upper hinge as ilgan's keeps the mask below it (1.0 switches it off).
+
+    ``eta`` is the per-sample size floor when no segmenter is at hand. A GAN stage with one reads
+    the floor from the photos instead (a low quantile of the object sizes the segmenter finds,
+    never above ``eta``): engine/train/size_floor.py says why.
     """
 
     eta: float = 0.2

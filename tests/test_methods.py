@@ -125,3 +125,17 @@ def test_perturbgan_size_term_pushes_a_full_mask_down():
     assert size_term(1.0) == pytest.approx(0.4, abs=1e-6)  # coverage 1 vs the 0.6 cap
     assert size_term(0.3) == 0.0  # between eta (0.2) and the cap: free
     assert size_term(0.1) == pytest.approx(0.1, abs=1e-6)  # below eta
+
+
+def test_perturbgan_size_floor_from_the_photos_replaces_eta():
+    """With a floor read from the photos, a mask smaller than eta but above the floor is free."""
+    torch.manual_seed(0)
+    m = build_method(small("perturbgan"), torch.device("cpu"))
+    img = torch.rand(4, 3, 32, 32) * 2 - 1
+    mask = torch.full((4, 1, 32, 32), 0.1)
+    fake = {"b": img, "f": img, "m": mask, "m_p": mask, "fake": img}
+    assert float(m.g_loss(fake)["size"]) == pytest.approx(0.1, abs=1e-6)  # eta 0.2 binds
+    m.set_size_floor(0.08)
+    assert float(m.g_loss(fake)["size"]) == 0.0
+    m.set_size_floor(None)
+    assert float(m.g_loss(fake)["size"]) == pytest.approx(0.1, abs=1e-6)

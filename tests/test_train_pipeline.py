@@ -53,3 +53,20 @@ def test_no_segmenter_stages_when_disabled(tiny_demo_folder, tmp_path):
     phases = {e.phase for e in run_all(cfg) if isinstance(e, PhaseChanged)}
     assert phases == {"gan"}
     assert not (tmp_path / "run" / "segmenter.pt").exists()
+
+
+def test_perturbgan_round_reads_its_size_floor_from_the_segmenter(tiny_demo_folder, tmp_path):
+    """A GAN stage with a segmenter measures the photos' object sizes and says what floor it uses."""
+    import json
+
+    from engine.train.size_floor import LOWEST
+
+    cfg = tiny_config(tiny_demo_folder, tmp_path / "run", steps=4, pipeline=PIPE, method="perturbgan")
+    events = run_all(cfg)
+    assert isinstance(events[-1], Finished)
+    said = [e.detail for e in events if isinstance(e, PhaseChanged) and "size floor" in e.detail]
+    assert len(said) == 1 and "12 photos" in said[0]  # only the round has a segmenter
+    lines = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    floors = [x for x in lines if x.get("event") == "size_floor"]
+    assert len(floors) == 1 and floors[0]["step"] == 4 and floors[0]["photos"] == 12
+    assert LOWEST <= floors[0]["value"] <= cfg.perturbgan.eta

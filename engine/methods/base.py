@@ -40,6 +40,7 @@ class Sample:
 class LayeredGan:
     name = "base"
     spectral_d = True
+    has_size_floor = False  # True where a per-sample size hinge reads ``size_floor``
 
     def __init__(self, config: RunConfig, device: torch.device) -> None:
         self.config = config
@@ -65,6 +66,7 @@ class LayeredGan:
         self.segmenter: nn.Module | None = None
         self.bg_weight = 0.0
         self.mask_prior_weight = 0.0
+        self.size_floor: float | None = None  # set from the photos (engine/train/size_floor.py)
         self.steps_done = 0  # drives EMA warm-up and loss ramps; restored from checkpoints
         self.nonfinite: str | None = None  # set by a step whose loss was NaN/inf (not applied)
 
@@ -149,6 +151,10 @@ class LayeredGan:
         self.segmenter = segmenter
         self.bg_weight = weight if segmenter is not None else 0.0
         self.mask_prior_weight = mask_weight if segmenter is not None else 0.0
+
+    def set_size_floor(self, floor: float | None) -> None:
+        """The lower bound of the per-sample size hinge (None: the configured one)."""
+        self.size_floor = floor
 
     def step(self, real: torch.Tensor) -> dict[str, torch.Tensor]:
         """One D step and one G step on the global batch ``real``; returns detached loss terms.

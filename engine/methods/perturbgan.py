@@ -19,6 +19,7 @@ from engine.methods.base import LayeredGan
 class PerturbGan(LayeredGan):
     name = "perturbgan"
     spectral_d = False
+    has_size_floor = True
 
     def optimiser_settings(self) -> tuple[float, float, tuple[float, float]]:
         k = self.config.perturbgan
@@ -47,7 +48,8 @@ class PerturbGan(LayeredGan):
         b, m = fake["b"], fake["m"]
         scores, _ = self.disc(diff_augment(fake["fake"]))
         adv = -scores.mean()
-        size = min_size_hinge(m, k.eta) + max_size_hinge(m, k.max_coverage)
+        eta = self.size_floor if self.size_floor is not None else k.eta
+        size = min_size_hinge(m, eta) + max_size_hinge(m, k.max_coverage)
         binar = binarization(m)
         total = adv + k.size_weight * size + k.binarize_weight * binar
         terms = {"g_adv": adv, "size": size, "binarize": binar}

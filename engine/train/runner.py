@@ -55,6 +55,7 @@ from engine.train.checkpoint import CheckpointError
 from engine.train.collapse import MaskStats, Verdict, check, mask_stats, non_finite
 from engine.train.metrics_log import MetricsLog
 from engine.train.previews import sample_arrays, write_grid
+from engine.train.size_floor import SizeFloor, size_floor
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +131,7 @@ class _Run:
         self.lr_scale = 1.0
         self.method: LayeredGan | None = None
         self.segmenter: Any = None  # the UNet used for L_bg in the current GAN stage
+        self.floor: SizeFloor | None = None  # from the segmenter, for the current GAN stage
         self.prior: Any = None  # the bootstrap prior: the independent judge of layer assignment
         self.last_stats: MaskStats | None = None
         self.last_verdict: tuple[int, Verdict] | None = None
@@ -291,7 +293,15 @@ class _Run:
     def _gan_stage(self, stage: Stage) -> Generator[Event, None, None]:
         cfg, method = self.config, self.method
         assert method is not None
-        method.set_segmenter(self.segmenter, cfg.pipeline.bg_weight, cfg.pipeline.mask_prior_weight)
+        self.floor = None
+        if self.segmenter is not None and method.has_size_floor:
+            self.floor = size_floor(self.segmenter, self.dataset.cache, cfg.size, self.device,
+                                    ceiling=cfg.perturbgan.eta)
+        self._attach_priors(method)
+        if self.floor is not None:
+            self.metrics.append({"step": self.step, "event": "size_floor", "value": self.floor.value,
+                                 "measured": self.floor.measured, "photos": self.floor.photos})
+            yield PhaseChanged(self.step, stage.name, self.floor.describe())
         start = time.perf_counter() - self.stage_elapsed
         window_t, window_step = time.perf_counter(), self.step
         rate = 0.0
@@ -335,6 +345,12 @@ class _Run:
                     continue
                 yield self._checkpoint(good=self._healthy_now())
         yield self._preview()
+
+    def _attach_priors(self, method: LayeredGan) -> None:
+        """What the current GAN stage learns from the segmenter: L_bg and the size floor."""
+        pipe = self.config.pipeline
+        method.set_segmenter(self.segmenter, pipe.bg_weight, pipe.mask_prior_weight)
+        method.set_size_floor(self.floor.value if self.floor is not None else None)
 
     def _stage_done(self, stage: Stage, elapsed: float) -> bool:
         if stage.end_step is not None:
@@ -420,8 +436,7 @@ class _Run:
             where = f"restored the good checkpoint of step {self.step}"
         else:
             self.method = build_method(self.config, self.device)
-            self.method.set_segmenter(self.segmenter, self.config.pipeline.bg_weight,
-                                      self.config.pipeline.mask_prior_weight)
+            self._attach_priors(self.method)
             self.step = self.stage_start_step
             where = f"restarted from scratch at step {self.step}"
         if lower_lr:
