@@ -67,11 +67,16 @@ def main() -> None:
         for x in lines if "mask_coverage" in x
     ]
     tail = [c["mask_coverage"] for c in curve[-5:]]
+    # "Settled" over the last quarter of the run: one log's 64 codes swing by +-0.03.
+    last_step = curve[-1]["step"] if curve else 0
+    quarter = [c["mask_coverage"] for c in curve if c["step"] > 0.75 * last_step]
     print(json.dumps({
         "method": args.method, "size": args.size, "minutes": args.minutes, "set": args.set,
         "bootstrap": args.bootstrap,
         "batch": args.batch,
         "true_mean_coverage": truth, "final_coverage_mean_last5": sum(tail) / max(len(tail), 1),
+        "coverage_mean_last_quarter": sum(quarter) / max(len(quarter), 1),
+        "size_floor": next((x for x in lines if x.get("event") == "size_floor"), None),
         "steps": end.step if end else None, "wall_s": round(time.time() - t0, 1),
         "ended": type(end).__name__, "error": getattr(end, "error", None),
         "warnings": warnings, "last_preview": last_preview, "curve": curve[:: max(1, len(curve) // 40)],
