@@ -14,10 +14,32 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import cv2
+import numpy as np
+
 from engine.config import PipelineConfig, RunConfig
+from engine.data import cache_side, square_resize
 from engine.demo import make_demo_folder
 from engine.events import Failed, Finished, Preview, WarningEvent
 from engine.train.runner import train
+
+
+def crop_coverage(mask_dir: Path, size: int) -> float:
+    """Mean object coverage of the crops the GAN is trained on, averaged over every crop offset.
+
+    The trainer resizes each photo to 1.125 x size and takes random size x size crops (the
+    PerturbGAN recipe), so objects fill more of a training image than of the photo: on the demo
+    folder 0.238 against 0.189. This is the coverage the generator is asked to imitate.
+    """
+    side = cache_side(size)
+    slack = side - size
+    values = []
+    for path in sorted(mask_dir.glob("*.png")):
+        mask = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+        small = square_resize(np.repeat(mask[..., None], 3, 2), side)[..., 0] / 255.0
+        values += [small[t : t + size, u : u + size].mean()
+                   for t in range(slack + 1) for u in range(slack + 1)]
+    return float(np.mean(values))
 
 
 def main() -> None:
@@ -39,6 +61,7 @@ def main() -> None:
     if not (folder / "demo.json").exists():
         make_demo_folder(folder, count=args.count, size=max(64, args.size), seed=0)
     truth = json.loads((folder / "demo.json").read_text())["mean_coverage"]
+    truth_crops = crop_coverage(folder / "masks", args.size)
     cfg = RunConfig(
         folder=str(folder), out=str(args.out / "run"), method=args.method, size=args.size,
         minutes=args.minutes, device="cpu", threads=args.threads, seed=args.seed,
@@ -74,7 +97,8 @@ def main() -> None:
         "method": args.method, "size": args.size, "minutes": args.minutes, "set": args.set,
         "bootstrap": args.bootstrap,
         "batch": args.batch,
-        "true_mean_coverage": truth, "final_coverage_mean_last5": sum(tail) / max(len(tail), 1),
+        "true_mean_coverage": truth, "true_mean_coverage_of_training_crops": round(truth_crops, 4),
+        "final_coverage_mean_last5": sum(tail) / max(len(tail), 1),
         "coverage_mean_last_quarter": sum(quarter) / max(len(quarter), 1),
         "size_floor": next((x for x in lines if x.get("event") == "size_floor"), None),
         "steps": end.step if end else None, "wall_s": round(time.time() - t0, 1),
