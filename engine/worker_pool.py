@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
 
 WORKER_NICENESS = 10
+ORPHAN_POLL_S = 1.0
 
 
 def usable_cores() -> int:
@@ -23,9 +26,19 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
+def _exit_when_orphaned(parent: int) -> None:
+    """A worker whose parent died (SIGKILL, or SIGTERM of a CLI mid-bootstrap) would otherwise idle
+    on for good: three were found alive an hour after their ``peel compare`` was stopped."""
+    while os.getppid() == parent:
+        time.sleep(ORPHAN_POLL_S)
+    os._exit(0)
+
+
 def _init_worker() -> None:
     import cv2
 
+    threading.Thread(target=_exit_when_orphaned, args=(os.getppid(),), daemon=True,
+                     name="orphan-watch").start()
     try:
         os.nice(WORKER_NICENESS)
     except (AttributeError, OSError):  # not on POSIX, or not allowed: run at normal priority

@@ -33,3 +33,37 @@ def test_grabcut_workers_run_below_the_window_and_trainer() -> None:
     finally:
         pool.shutdown()
     assert worker == min(19, os.nice(0) + WORKER_NICENESS)
+
+
+def _exited(pid: int) -> bool:
+    """Gone, or a zombie nobody reaps (what an orphan becomes where PID 1 does not wait)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="reads /proc")
+def test_grabcut_workers_exit_when_their_parent_is_killed(tmp_path) -> None:
+    import time
+
+    code = ("import os, signal\n"
+            "from engine.worker_pool import background_pool\n"
+            "if __name__ == '__main__':\n"
+            "    pool = background_pool(2)\n"
+            "    pids = {pool.submit(os.getpid).result(timeout=120) for _ in range(4)}\n"
+            "    print(' '.join(map(str, pids)), flush=True)\n"
+            "    os.kill(os.getpid(), signal.SIGKILL)\n")
+    # Output to a file: orphans would hold a pipe open and make run() wait for them.
+    with open(tmp_path / "out", "w") as out:
+        done = subprocess.run([sys.executable, "-c", code], stdout=out, stderr=subprocess.STDOUT,
+                              timeout=180)
+    text = (tmp_path / "out").read_text()
+    assert done.returncode == -9, text
+    pids = [int(p) for p in text.split()]
+    assert len(pids) >= 1
+    deadline = time.monotonic() + 15
+    while not all(_exited(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert all(_exited(p) for p in pids), f"orphaned workers still running: {pids}"
