@@ -559,7 +559,8 @@ class _Run:
             assert photos is not None
             sampler = pair_sources.mixed(pair_sources.generated_pairs(self.method), photos,
                                          pipe.real_mix)
-            detail = f"generated pairs + labelled photos (agreement {agreement:.2f})"
+            detail = (f"generated pairs + labelled photos (agreement {agreement:.2f})"
+                      if pipe.real_mix > 0 else f"generated pairs (agreement {agreement:.2f})")
         else:
             assert photos is not None
             sampler = photos
