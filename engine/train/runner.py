@@ -58,6 +58,7 @@ from engine.train.previews import sample_arrays, write_grid
 from engine.train.size_floor import SizeFloor, size_floor
 
 log = logging.getLogger(__name__)
+STAGE_SEED_STRIDE = 100_003  # stage k starts from seed + stride * (k + 1)
 
 GUARD_SAMPLES = 64
 MAX_BAD_FILE_WARNINGS = 10
@@ -193,6 +194,11 @@ class _Run:
             self._load_stage_segmenter()
         while self.stage_index < len(self.stages):
             stage = self.stages[self.stage_index]
+            if self.step == self.stage_start_step and self.stage_elapsed == 0.0:
+                # Each stage draws from its own seed, not from what the stages before it drew: a
+                # run killed after prior.pt was written resumes by loading the prior (no init, no
+                # draws), and must still train on exactly as the uninterrupted run did.
+                self._reseed(self.seed + STAGE_SEED_STRIDE * (self.stage_index + 1))
             yield PhaseChanged(self.step, stage.name)
             if stage.kind == "gan":
                 yield from self._gan_stage(stage)

@@ -72,3 +72,35 @@ def test_resume_removes_temp_files_of_a_killed_run(tiny_demo_folder, tmp_path):
     user_file.write_text("not Peel's")
     run_all(cfg, resume=True)
     assert not any(p.exists() for p in junk) and user_file.exists()
+
+
+def test_resume_after_the_prior_was_saved_but_before_any_checkpoint(tiny_demo_folder, tmp_path):
+    """The kill window that failed CI: prior.pt on disk, no checkpoint yet. The resumed run loads
+    the prior (drawing no random numbers) and must still end with the uninterrupted weights."""
+    import json
+
+    from engine.config import RunConfig
+    from engine.events import PhaseChanged
+    from engine.train import checkpoint as ckpt
+    from engine.train.runner import train
+
+    loop = crash_loop()
+    ref = RunConfig.from_dict(loop.tiny_train_config(tiny_demo_folder, tmp_path / "ref", 8))
+    list(train(ref))
+    cfg = RunConfig.from_dict({**json.loads(json.dumps(ref.to_dict())), "out": str(tmp_path / "cut")})
+    events = train(cfg)
+    for ev in events:
+        if isinstance(ev, PhaseChanged) and ev.phase == "gan":
+            break  # "killed": the generator is dropped without a stop or a checkpoint
+    events.close()
+    # The stage-end checkpoint is written before the GAN starts; a kill just before that write
+    # leaves the folder as it is once the checkpoint is removed.
+    import shutil
+
+    shutil.rmtree(tmp_path / "cut" / "checkpoints")
+    assert (tmp_path / "cut" / "bootstrap" / "prior.pt").exists()
+    assert ckpt.list_checkpoints(tmp_path / "cut") == []
+    list(train(cfg, resume=True))
+    diff = loop.max_difference(loop.final_train_outputs(tmp_path / "ref"),
+                               loop.final_train_outputs(tmp_path / "cut"))
+    assert diff == 0.0
