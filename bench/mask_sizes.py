@@ -49,17 +49,21 @@ def generated_sizes(run: Path, codes: int) -> dict:
     return out
 
 
-def truth_sizes(mask_dir: Path, size: int) -> dict[str, float]:
+def training_masks(mask_dir: Path, size: int) -> list[np.ndarray]:
+    """Ground-truth masks (0..1) resized as the trainer resizes photos: 1.125 x ``size``."""
     side = cache_side(size)
-    off = (side - size) // 2
-    sizes = []
+    out = []
     for path in sorted(mask_dir.glob("*.png")):
         mask = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
-        if mask is None:
-            continue
-        small = square_resize(np.repeat(mask[..., None], 3, 2), side)[..., 0] / 255.0
-        sizes.append(small[off : off + size, off : off + size].mean())
-    return describe(np.asarray(sizes))
+        if mask is not None:
+            out.append(square_resize(np.repeat(mask[..., None], 3, 2), side)[..., 0] / 255.0)
+    return out
+
+
+def truth_sizes(mask_dir: Path, size: int) -> dict[str, float]:
+    off = (cache_side(size) - size) // 2
+    masks = training_masks(mask_dir, size)
+    return describe(np.asarray([m[off : off + size, off : off + size].mean() for m in masks]))
 
 
 def main() -> None:

@@ -14,11 +14,11 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-import cv2
 import numpy as np
+from mask_sizes import training_masks  # bench/ is on sys.path when run as a script
 
 from engine.config import PipelineConfig, RunConfig
-from engine.data import cache_side, square_resize
+from engine.data import cache_side
 from engine.demo import make_demo_folder
 from engine.events import Failed, Finished, Preview, WarningEvent
 from engine.train.runner import train
@@ -31,14 +31,9 @@ def crop_coverage(mask_dir: Path, size: int) -> float:
     PerturbGAN recipe), so objects fill more of a training image than of the photo: on the demo
     folder 0.238 against 0.189. This is the coverage the generator is asked to imitate.
     """
-    side = cache_side(size)
-    slack = side - size
-    values = []
-    for path in sorted(mask_dir.glob("*.png")):
-        mask = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
-        small = square_resize(np.repeat(mask[..., None], 3, 2), side)[..., 0] / 255.0
-        values += [small[t : t + size, u : u + size].mean()
-                   for t in range(slack + 1) for u in range(slack + 1)]
+    slack = cache_side(size) - size
+    values = [m[t : t + size, u : u + size].mean() for m in training_masks(mask_dir, size)
+              for t in range(slack + 1) for u in range(slack + 1)]
     return float(np.mean(values))
 
 
