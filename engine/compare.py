@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,15 +32,17 @@ from engine.baselines.grabcut import grabcut_mask
 from engine.control import RunControl
 from engine.events import Event, Failed, Finished
 from engine.imageio import ImageReadError, read_rgb, scan_images
+from engine.methods.registry import DEFAULT_METHOD, layered_gan_names, method_names
 from engine.metrics import evaluate_folders
 
 log = logging.getLogger(__name__)
 
-METHODS = ("ilgan", "perturbgan", "redo", "latentdir")
+METHODS = method_names()
 BASELINE = "grabcut"
 FIGURE_PHOTOS = 6
 THUMB = 112  # figure cell height in pixels
-GAN_FOR_LATENTDIR = ("perturbgan", "ilgan")  # perturbgan first: its generator separates layers
+# The default layered GAN first (perturbgan: its generator separates layers), then the others.
+GAN_FOR_LATENTDIR = (DEFAULT_METHOD, *(m for m in layered_gan_names() if m != DEFAULT_METHOD))
 # Accepted but not compared by default: perturbgan with PerturbGAN's own encoder as segmenter.
 EXTRA_METHODS = ("perturbgan-encoder",)
 
@@ -84,33 +86,31 @@ class Row:
 # -- training -----------------------------------------------------------------------------------
 def _events_for(method: str, cfg: CompareConfig, run_dir: Path, gan_run: Path | None,
                 control: RunControl) -> Iterator[Event]:
+    """Every method runs through the registry's entry (``runner.train``) from one RunConfig.
+
+    ``overrides[method]`` keys that name a field of the method's own settings section go there
+    (e.g. latentdir's ``batch`` is its direction batch), the others replace RunConfig fields.
+    """
+    from engine.config import RunConfig
+    from engine.methods.registry import get
     from engine.train.checkpoint import list_checkpoints
+    from engine.train.runner import train
 
-    over = cfg.overrides.get(method, {})
-    budget = {"minutes": cfg.minutes, "steps": cfg.steps}
+    name = method.removesuffix("-encoder")
+    spec = get(name)
     resume = bool(list_checkpoints(run_dir))  # an interrupted run continues where it stopped
-    if method in GAN_FOR_LATENTDIR or method in EXTRA_METHODS:
-        from engine.config import RunConfig
-        from engine.train.runner import train
-
-        config = RunConfig(folder=cfg.folder, out=str(run_dir), method=method.removesuffix("-encoder"),
-                           size=cfg.size, device=cfg.device, seed=cfg.seed, **budget)
-        config = replace(config, **over)
-        if method == "perturbgan-encoder":
-            config = replace(config, perturbgan=replace(config.perturbgan, segmenter="encoder"))
-        return train(config, control, resume=resume)
-    if method == "redo":
-        from engine.methods.redo import RedoConfig, train_redo
-
-        redo = RedoConfig(folder=cfg.folder, out=str(run_dir), size=cfg.size, device=cfg.device,
-                          seed=cfg.seed, **budget)
-        return train_redo(replace(redo, **over), control, resume=resume)
-    from engine.methods.latentdir import LatentDirConfig, run_latentdir
-
-    assert gan_run is not None
-    ld = LatentDirConfig(generator_run=str(gan_run), out=str(run_dir), device=cfg.device,
-                         seed=cfg.seed, **budget)
-    return run_latentdir(replace(ld, **over), control)
+    config = RunConfig(folder=cfg.folder, out=str(run_dir), method=name, size=cfg.size,
+                       device=cfg.device, seed=cfg.seed, minutes=cfg.minutes, steps=cfg.steps)
+    section = getattr(config, spec.settings)
+    over = dict(cfg.overrides.get(method, {}))
+    if method == "perturbgan-encoder":
+        over["segmenter"] = "encoder"
+    if gan_run is not None:
+        over["generator"] = str(gan_run)
+    own = {f.name for f in fields(section)}
+    section = replace(section, **{k: v for k, v in over.items() if k in own})
+    config = replace(config, **{k: v for k, v in over.items() if k not in own})
+    return train(replace(config, **{spec.settings: section}), control, resume=resume)
 
 
 def _train(method: str, cfg: CompareConfig, run_dir: Path, gan_run: Path | None,

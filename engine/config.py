@@ -13,7 +13,6 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any
 
-METHODS = ("ilgan", "perturbgan", "redo")
 SIZES = (32, 64, 128)
 
 
@@ -126,6 +125,48 @@ class PerturbGanConfig:
 
 
 @dataclass(frozen=True)
+class RedoSettings:
+    """ReDO's own settings (engine/methods/redo.py says what each does and why these values)."""
+
+    z_dim: int = 32
+    mask_width: int = 16
+    gen_width: int = 16
+    critic_width: int = 16
+    lambda_z: float = 5.0  # paper: λz = 5 / (n · |z|); this is the numerator
+    lr: float = 1e-4
+    lr_mask: float = 1e-5
+    mask_weight_decay: float = 1e-4
+    beta1: float = 0.0
+    beta2: float = 0.9
+    init_gain: float = 0.8
+    restart_every: int = 100
+    restart_until: int = 1500
+    min_region: float = 0.1
+    max_restarts: int = 5
+
+
+@dataclass(frozen=True)
+class LatentDirSettings:
+    """The latent-direction method's settings (engine/methods/latentdir.py).
+
+    ``generator``: a finished ilgan/perturbgan run folder whose generator is reused; None trains
+    the default layered GAN first, inside this run folder (``RUN_DIR/generator``). In ``--steps``
+    mode the run's ``steps`` are the UNet's fit steps and ``direction_steps`` each direction's.
+    """
+
+    generator: str | None = None
+    direction_steps: int = 300  # per direction, steps mode (paper: 1000 on a GPU)
+    batch: int = 16
+    lam: float = 5.0
+    epsilon_scale: float = 0.5
+    lr: float = 0.05
+    max_coverage: float = 0.5
+    min_component_share: float = 0.2
+    min_change: float = 0.05  # mean |gray_l − gray_d| below this: the shift did nothing
+    segmenter_batch: int = 32
+
+
+@dataclass(frozen=True)
 class GuardConfig:
     """Collapse guard thresholds (see engine/train/collapse.py for what each catches).
 
@@ -217,12 +258,18 @@ class RunConfig:
     net: NetConfig = field(default_factory=NetConfig)
     ilgan: IlganConfig = field(default_factory=IlganConfig)
     perturbgan: PerturbGanConfig = field(default_factory=PerturbGanConfig)
+    redo: RedoSettings = field(default_factory=RedoSettings)
+    latentdir: LatentDirSettings = field(default_factory=LatentDirSettings)
     guard: GuardConfig = field(default_factory=GuardConfig)
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
 
     def __post_init__(self) -> None:
-        if self.method not in METHODS:
-            raise ValueError(f"unknown method {self.method!r} (one of {', '.join(METHODS)})")
+        from engine.methods.registry import method_names  # the registry imports this module
+
+        if self.method not in method_names():
+            raise ValueError(
+                f"unknown method {self.method!r} (one of {', '.join(method_names())})"
+            )
         check_run_shape(self.size, self.batch, self.minutes, self.steps)
 
     def to_dict(self) -> dict[str, Any]:
@@ -230,11 +277,14 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunConfig:
-        if data.get("method") == "redo":
-            # A ReDO run saves its own RedoConfig; the fields both share are enough to resume it
-            # through ``train`` (which hands them back to ReDO, which checks its saved config).
+        if data.get("method") == "redo" and "pipeline" not in data:
+            # A ReDO run folder from before the registry saved a flat RedoConfig: its own
+            # settings go to the ``redo`` section, the fields both share stay where they are.
             shared = {f.name for f in dataclasses.fields(cls)}
-            data = {k: v for k, v in data.items() if k in shared}
+            own = {f.name for f in dataclasses.fields(RedoSettings)}
+            redo = {k: v for k, v in data.items() if k in own}
+            data = {k: v for k, v in data.items() if k in shared and k != "redo"}
+            data["redo"] = redo
         return _build(cls, data)
 
 
@@ -253,7 +303,15 @@ def resume_mismatch(saved: RunConfig, new: RunConfig) -> list[str]:
         a, b = getattr(saved, saved.method), getattr(new, new.method)
         if saved.method == "ilgan" and a.c_dim != b.c_dim:
             out.append(f"ilgan.c_dim: run has {a.c_dim}, asked for {b.c_dim}")
+        for name in REDO_SHAPE if saved.method == "redo" else ():
+            x, y = getattr(a, name), getattr(b, name)
+            if x != y:
+                out.append(f"redo.{name}: run has {x}, asked for {y}")
     return out
+
+
+# ReDO settings that shape its weights: a checkpoint only loads into nets of the same shape.
+REDO_SHAPE = ("z_dim", "mask_width", "gen_width", "critic_width")
 
 
 def _short(value: Any) -> str:

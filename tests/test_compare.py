@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from engine.compare import CompareConfig, run_compare
-from engine.config import NetConfig, PipelineConfig
+from engine.config import NetConfig, PipelineConfig, RunConfig
 
 TINY_GAN = {"batch": 4, "log_every": 1, "preview_every": 2, "checkpoint_every": 2,
             "net": NetConfig(g_width=4, d_width=4, z_dim=8),
@@ -36,6 +36,11 @@ def test_compare_writes_a_report_row_per_method(tiny_demo_folder: Path, tmp_path
     for name in names:
         assert f"| {name} |" in md
     assert "generator of ilgan" in md  # latentdir says whose generator it reused
+    # Every method's run folder reads back as a RunConfig, as the app opens it (latentdir wrote
+    # its own schema: "unknown RunConfig fields").
+    for name in ("ilgan", "redo", "latentdir"):
+        saved = RunConfig.from_dict(json.loads((out / name / "config.json").read_text()))
+        assert saved.method == name and saved.size == 32
     assert (out / "report.png").stat().st_size > 1000
     assert len(list((out / "redo" / "masks").glob("*.png"))) == 12
     assert json.loads((out / "report.json").read_text())["images"] == 12

@@ -2,27 +2,27 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from engine.config import NetConfig, RunConfig
+from engine.config import LatentDirSettings, NetConfig, RunConfig
 from engine.control import RunControl
 from engine.events import Failed, Finished, WarningEvent
 from engine.methods import build_method
 from engine.methods.latentdir import (
-    LatentDirConfig,
     direction_loss,
     direction_masks,
     load_generator,
     radial_prior,
     refine_mask,
-    run_latentdir,
     sobel_edges,
 )
 from engine.segmenter.model import load_segmenter
 from engine.train import checkpoint as ckpt
+from engine.train.runner import train
 
 
 def _tiny_run(folder: Path, run: Path) -> None:
@@ -33,6 +33,12 @@ def _tiny_run(folder: Path, run: Path) -> None:
     method = build_method(cfg, torch.device("cpu"))
     ckpt.save_rolling(run, 1, {"config": cfg.to_dict(), "step": 1, "method": method.state_dict()},
                       keep=3, good=True)
+
+
+def _latentdir(folder: Path, out: Path, generator: Path) -> RunConfig:
+    return RunConfig(folder=str(folder), out=str(out), method="latentdir", size=32, steps=2,
+                     device="cpu", threads=1, latentdir=LatentDirSettings(
+                         generator=str(generator), direction_steps=3, batch=4, segmenter_batch=4))
 
 
 def test_pieces_behave() -> None:
@@ -79,19 +85,45 @@ def test_direction_search_lowers_its_loss_and_gives_masks(tiny_demo_folder: Path
 def test_run_latentdir_writes_a_segmenter(tiny_demo_folder: Path, tmp_path: Path) -> None:
     _tiny_run(tiny_demo_folder, tmp_path / "gan")
     out = tmp_path / "ld"
-    cfg = LatentDirConfig(generator_run=str(tmp_path / "gan"), out=str(out), steps=2,
-                          direction_steps=3, batch=4, segmenter_batch=4, device="cpu")
-    events = list(run_latentdir(cfg, RunControl()))
+    cfg = _latentdir(tiny_demo_folder, out, tmp_path / "gan")
+    events = list(train(cfg, RunControl()))
     assert not [e for e in events if isinstance(e, Failed)]
     assert any(isinstance(e, WarningEvent) and "reusing the generator" in e.message for e in events)
     assert isinstance(events[-1], Finished) and not events[-1].stopped
     assert events[-1].summary["generator_method"] == "ilgan"
     net, info = load_segmenter(out / "segmenter.pt")
     assert info.method == "latentdir" and info.size == 32
+    assert RunConfig.from_dict(json.loads((out / "config.json").read_text())) == cfg
     assert (out / "directions.pt").exists() and (out / "previews" / "directions.png").exists()
 
 
 def test_missing_generator_run_fails_clearly(tmp_path: Path) -> None:
-    cfg = LatentDirConfig(generator_run=str(tmp_path / "nothing"), out=str(tmp_path / "o"), steps=1)
-    events = list(run_latentdir(cfg))
+    cfg = _latentdir(tmp_path, tmp_path / "o", tmp_path / "nothing")
+    events = list(train(cfg))
     assert isinstance(events[-1], Failed) and "no checkpoints" in events[-1].error
+
+
+def test_cli_trains_latentdir_on_a_generator_run_and_it_exports(
+    tiny_demo_folder: Path, tmp_path: Path, capsys
+) -> None:
+    from engine.cli.main import main
+    from engine.export.onnx import export_onnx
+
+    _tiny_run(tiny_demo_folder, tmp_path / "gan")
+    out = tmp_path / "ld"
+    code = main(["train", str(tiny_demo_folder), "--out", str(out), "--method", "latentdir",
+                 "--generator", str(tmp_path / "gan"), "--steps", "2", "--size", "32",
+                 "--batch", "4", "--device", "cpu", "--threads", "1"])
+    assert code == 0, capsys.readouterr()
+    assert "reusing the generator" in capsys.readouterr().out
+    report = export_onnx(str(out), None)
+    assert Path(report.path).stat().st_size > 0 and report.max_abs_diff < 1e-3
+
+
+def test_cli_refuses_generator_without_latentdir(tiny_demo_folder: Path, tmp_path: Path,
+                                                 capsys) -> None:
+    from engine.cli.main import main
+
+    code = main(["train", str(tiny_demo_folder), "--out", str(tmp_path / "r"),
+                 "--generator", str(tmp_path), "--steps", "1"])
+    assert code != 0 and "--generator needs --method latentdir" in capsys.readouterr().err

@@ -44,3 +44,26 @@ def replace_steps(config, steps):
     from dataclasses import replace
 
     return replace(config, steps=steps)
+
+
+def test_redo_through_train_keeps_threads_and_cadences(tiny_demo_folder, tmp_path):
+    """The old ReDO fork handed ReDO only some fields: ``threads`` was undone (every core) and
+    the log / preview / checkpoint cadences, checkpoints kept and preview count were dropped."""
+    from engine.config import RunConfig
+    from engine.events import CheckpointSaved, Finished, Losses, Preview, Started
+    from engine.train.runner import train
+
+    run = tmp_path / "redo"
+    cfg = RunConfig(folder=str(tiny_demo_folder), out=str(run), method="redo", size=32, batch=2,
+                    steps=4, device="cpu", threads=1, log_every=1, preview_every=2,
+                    checkpoint_every=2, keep_checkpoints=1, preview_count=3)
+    torch.set_num_threads(2)
+    events = list(train(cfg))
+    assert isinstance(events[-1], Finished) and not events[-1].stopped
+    started = next(e for e in events if isinstance(e, Started))
+    assert started.device == "cpu (1 threads)"  # --threads 1, not every core
+    assert [e.step for e in events if isinstance(e, Losses)] == [1, 2, 3, 4]
+    previews = [e for e in events if isinstance(e, Preview)]
+    assert [e.step for e in previews] == [2, 4] and previews[0].mask.shape[0] == 3
+    assert [e.step for e in events if isinstance(e, CheckpointSaved)] == [2, 4]
+    assert [p.name for p in (run / "checkpoints").glob("step-*.pt")] == ["step-0000004.pt"]

@@ -21,14 +21,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.panels.training import METHOD_TIPS
 from engine.compare import METHODS
 from engine.config import SIZES
+from engine.methods.registry import SPECS
 
-TIPS = {**METHOD_TIPS,
-        "latentdir": "Latent directions: trains no GAN; searches two latent directions of the "
-        "ilgan (or perturbgan) generator that light up the object, then fits a segmenter on "
-        "the masks they give. Reuses the ilgan run of this comparison (trains one if needed)."}
+TIPS = {name: spec.summary for name, spec in SPECS.items()}
+TIPS["latentdir"] += " In a comparison it reuses this comparison's perturbgan (else ilgan) run."
 
 
 def default_gt(folder: str) -> str:

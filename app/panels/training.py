@@ -23,16 +23,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from engine.config import METHODS, SIZES
+from engine.config import SIZES
+from engine.methods.registry import SPECS
 
-METHOD_TIPS = {
-    "ilgan": "Improved layered GAN: a private foreground code that must be recoverable from the "
-    "mask, so an empty mask cannot win. On CPU budgets its masks stayed a centred box.",
-    "perturbgan": "PerturbGAN: the foreground is shifted at random; size hinges keep the mask from "
-    "vanishing or filling the image. The only one whose layers separated on CPU (recommended).",
-    "redo": "ReDO: a mask net segments your photos directly and each region is redrawn from "
-    "noise; the mask net itself becomes the segmenter (no GrabCut prior, no GAN rounds).",
-}
+METHOD_TIPS = {name: spec.summary for name, spec in SPECS.items()}
 
 
 def _fmt_eta(seconds: float | None) -> str:
@@ -55,11 +49,11 @@ class TrainingPanel(QGroupBox):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__("Training", parent)
         self.method = QComboBox()
-        for name in METHODS:
+        for name in SPECS:
             self.method.addItem(name)
             self.method.setItemData(self.method.count() - 1, METHOD_TIPS.get(name, ""),
                                     Qt.ItemDataRole.ToolTipRole)
-        self.method.setToolTip("Which layered GAN learns the foreground/background split")
+        self.method.setToolTip("Which method learns the foreground/background split")
         self.size = QComboBox()
         for s in SIZES:
             self.size.addItem(f"{s} px", s)

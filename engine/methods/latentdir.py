@@ -14,7 +14,10 @@ divided by the mean squared magnitude of G(z) (scale-free, whatever the generato
 ε = ``epsilon_scale`` · √dim so the step is a fixed fraction of a typical code's length (the paper
 used ε of a few units for a 120-d code).
 
-Entry point: ``run_latentdir(LatentDirConfig(generator_run=..., out=...), control)``.
+Entry point (the method registry's): ``train_latentdir(RunConfig(method="latentdir", ...), control,
+resume)``; ``RunConfig.latentdir.generator`` names the run whose generator is reused. Without one
+the default layered GAN is trained first inside this run folder (``RUN_DIR/generator``): the run
+says so, and a resume continues that GAN where it stopped.
 """
 
 from __future__ import annotations
@@ -209,11 +212,27 @@ def load_generator(run_dir: str | Path, device: torch.device) -> tuple[LayeredGa
 
 
 # -- the pipeline -------------------------------------------------------------------------------
-def run_latentdir(config: LatentDirConfig, control: RunControl | None = None) -> Iterator[Event]:
-    """Find the two directions, build the synthetic set, fit the UNet, save ``segmenter.pt``."""
-    job = _Job(config, control or RunControl())
+GENERATOR_DIR = "generator"  # where a run without --generator trains its layered GAN
+GENERATOR_SHARE = 0.5  # of --minutes, for that GAN
+
+
+def latentdir_config(run: RunConfig, generator_run: str) -> LatentDirConfig:
+    """The flat job config of a run: the ``latentdir`` section plus the run's shared fields."""
+    section = asdict(run.latentdir)
+    section.pop("generator")
+    minutes = run.minutes
+    if minutes is not None and run.latentdir.generator is None:
+        minutes *= 1 - GENERATOR_SHARE
+    return LatentDirConfig(generator_run=generator_run, out=run.out, minutes=minutes,
+                           steps=run.steps, device=run.device, seed=run.seed,
+                           preview_count=run.preview_count, **section)
+
+
+def train_latentdir(config: RunConfig, control: RunControl, resume: bool) -> Iterator[Event]:
+    """Train the latent-direction segmenter of ``config`` (the registry's entry point)."""
+    job = _Job(config, control)
     try:
-        yield from job.execute()
+        yield from job.execute(resume)
     except Exception as exc:
         log.error("latent-direction run failed: %s", exc, exc_info=True)
         known = isinstance(exc, (LatentDirError, CheckpointError))
@@ -222,20 +241,35 @@ def run_latentdir(config: LatentDirConfig, control: RunControl | None = None) ->
 
 
 class _Job:
-    def __init__(self, config: LatentDirConfig, control: RunControl) -> None:
-        self.config = config
+    def __init__(self, run: RunConfig, control: RunControl) -> None:
+        self.run = run
         self.control = control
-        self.out = Path(config.out)
+        self.out = Path(run.out)
         self.step = 0
 
-    def execute(self) -> Generator[Event, None, None]:
+    def execute(self, resume: bool) -> Generator[Event, None, None]:
         from engine.nets.unet import UNet
         from engine.segmenter.fit import fit_unet
         from engine.segmenter.model import save_segmenter
 
-        cfg = self.config
-        configure_cpu_threads()
-        device, device_warning = pick_device(cfg.device)
+        run = self.run
+        if run.threads:
+            torch.set_num_threads(run.threads)
+        else:
+            configure_cpu_threads()
+        device, device_warning = pick_device(run.device)
+        write_json(self.out / "config.json", run.to_dict())
+        yield Started(step=0, device=describe(device), method=METHOD,
+                      phase="directions" if run.latentdir.generator else GENERATOR_DIR,
+                      config=run.to_dict(), total_steps=run.steps)
+        if device_warning:
+            yield WarningEvent(0, device_warning)
+        generator = run.latentdir.generator
+        if generator is None:
+            generator = yield from self._train_generator(resume)
+            if generator is None:
+                return
+        cfg = self.config = latentdir_config(run, generator)
         torch.manual_seed(cfg.seed)
         np.random.seed(cfg.seed)
         random.seed(cfg.seed)
@@ -243,14 +277,9 @@ class _Job:
         self.method, self.info = method, info
         dim = method.code_dim
         self.eps = cfg.epsilon_scale * math.sqrt(dim)
-        write_json(self.out / "config.json", {**cfg.to_dict(), **info})
-        yield Started(step=0, device=describe(device), method=METHOD, phase="directions",
-                      config={**cfg.to_dict(), **info}, total_steps=cfg.steps)
-        yield WarningEvent(0, f"reusing the generator of {info['generator_run']} "
+        yield WarningEvent(self.step, f"reusing the generator of {info['generator_run']} "
                            f"({info['generator_method']}, step {info['generator_step']}); "
                            "no GAN is trained", kind="info")
-        if device_warning:
-            yield WarningEvent(0, device_warning)
 
         total_s = cfg.minutes * 60 if cfg.minutes is not None else None
         dir_budget = total_s * DIRECTION_SHARE / 2 if total_s is not None else None
@@ -282,6 +311,39 @@ class _Job:
                    "cosine_light_dark": float(F.cosine_similarity(self.v_light, self.v_dark, dim=0))}
         write_json(self.out / "summary.json", summary)
         yield Finished(self.step, str(self.out), stopped=False, summary=summary)
+
+    def _train_generator(self, resume: bool) -> Generator[Event, None, str | None]:
+        """Train the default layered GAN in RUN_DIR/generator (or reuse / resume it there).
+
+        Its events pass through (its own Started and Finished excepted: this run has one of
+        each); returns the generator run folder, or None when it failed or was stopped.
+        """
+        from dataclasses import replace
+
+        from engine.methods.registry import DEFAULT_METHOD
+        from engine.train.runner import train
+
+        gan_dir = self.out / GENERATOR_DIR
+        yield WarningEvent(self.step, f"no generator run given: training {DEFAULT_METHOD} first "
+                           f"in {gan_dir}, then searching its latent directions", kind="info")
+        if (gan_dir / "segmenter.pt").exists():
+            return str(gan_dir)  # finished by an earlier, interrupted run of this folder
+        minutes = self.run.minutes
+        gan = replace(self.run, method=DEFAULT_METHOD, out=str(gan_dir),
+                      minutes=None if minutes is None else minutes * GENERATOR_SHARE)
+        for ev in train(gan, self.control, resume=resume and bool(ckpt.list_checkpoints(gan_dir))):
+            if isinstance(ev, Started):
+                continue
+            self.step = max(self.step, ev.step)
+            if isinstance(ev, Finished):
+                if ev.stopped:
+                    yield Finished(ev.step, str(self.out), stopped=True, summary={"method": METHOD})
+                    return None
+                return str(gan_dir)
+            yield ev
+            if isinstance(ev, Failed):
+                return None
+        return None
 
     def _find(self, name: str, lam: float, budget_s: float | None) -> Generator[Event, None, torch.Tensor]:
         """Adam on an unconstrained vector, used through its unit direction."""

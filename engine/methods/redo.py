@@ -16,7 +16,8 @@ Departures from the paper (each measured or forced by the CPU; bench/RESULTS.md,
   "object" is the region that covers less of the photo border (the photographer's bias, the same
   prior the latent-direction method uses). The paper picked the permutation with ground truth.
 
-Entry point for the runner / CLI / GUI: ``train_redo(RedoConfig(...), control, resume=False)``.
+Entry point (the method registry's): ``train_redo_run(RunConfig(method="redo", ...), control,
+resume)``; ``train_redo(RedoConfig(...))`` runs the flat config it is translated to.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import random
 import time
 import traceback
 from collections.abc import Generator, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,7 @@ import torch
 import torch.nn.functional as F
 
 from engine.atomic import write_json
-from engine.config import check_run_shape
+from engine.config import RunConfig, check_run_shape
 from engine.control import RunControl
 from engine.data import RandomCropDataset, load_folder, to_tensor, to_uint8
 from engine.device import configure_cpu_threads, describe, pick_device
@@ -82,6 +83,7 @@ class RedoConfig:
     minutes: float | None = None
     steps: int | None = None
     device: str = "auto"
+    threads: int | None = None  # CPU threads for torch; None = every core
     seed: int = 0
     z_dim: int = 32
     mask_width: int = 16
@@ -229,15 +231,29 @@ def choose_polarity(mask: torch.Tensor) -> float:
     return 1.0 if float(m[border].mean()) <= float(m[~border].mean()) else -1.0
 
 
+def redo_config(run: RunConfig) -> RedoConfig:
+    """The flat ReDO config of a run: every shared field of ``run`` carried over (threads and the
+    logging / preview / checkpoint cadences included), plus the ``redo`` section."""
+    shared = {f.name for f in fields(RedoConfig)} - {"method"}
+    values = {k: v for k, v in asdict(run).items() if k in shared}
+    return RedoConfig(**values, **asdict(run.redo))
+
+
+def train_redo_run(config: RunConfig, control: RunControl, resume: bool) -> Iterator[Event]:
+    """The registry's entry: train ReDO as ``config`` says; config.json is the RunConfig."""
+    yield from train_redo(redo_config(config), control, resume=resume, saved=config.to_dict())
+
+
 def train_redo(
-    config: RedoConfig, control: RunControl | None = None, *, resume: bool = False
+    config: RedoConfig, control: RunControl | None = None, *, resume: bool = False,
+    saved: dict[str, Any] | None = None,
 ) -> Iterator[Event]:
     """Train ReDO on ``config.folder`` into ``config.out``; yields events, never raises.
 
     Writes config.json, metrics.jsonl, previews/, checkpoints/ (runner format, kind "peel-run")
     and, when the budget is spent, segmenter.pt (the mask net, kind "redo").
     """
-    run = _RedoRun(config, control or RunControl())
+    run = _RedoRun(config, control or RunControl(), saved or config.to_dict())
     try:
         yield from run.execute(resume)
     except Exception as exc:
@@ -248,9 +264,10 @@ def train_redo(
 
 
 class _RedoRun:
-    def __init__(self, config: RedoConfig, control: RunControl) -> None:
+    def __init__(self, config: RedoConfig, control: RunControl, saved: dict[str, Any]) -> None:
         self.config = config
         self.control = control
+        self.saved = saved  # what config.json holds
         self.run_dir = Path(config.out)
         self.metrics = MetricsLog(self.run_dir / "metrics.jsonl")
         self.step = 0
@@ -261,12 +278,15 @@ class _RedoRun:
 
     def execute(self, resume: bool) -> Generator[Event, None, None]:
         cfg = self.config
-        configure_cpu_threads()
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        else:
+            configure_cpu_threads()
         self.device, device_warning = pick_device(cfg.device)
         payload = self._resume_payload() if resume else None
         if payload is None and ckpt.list_checkpoints(self.run_dir):
             raise RedoError(f"{self.run_dir} already holds a run; resume it or choose a new folder")
-        write_json(self.run_dir / "config.json", cfg.to_dict())
+        write_json(self.run_dir / "config.json", self.saved)
         bad: list[str] = []
         cache = load_folder(cfg.folder, cfg.size, on_bad=lambda b: bad.append(f"{b.path}: {b.reason}"))
         if len(cache) == 0:
@@ -281,7 +301,7 @@ class _RedoRun:
             self.restarts, self.seed = int(payload["restarts"]), int(payload["seed"])
             self.metrics.truncate_after(self.step)
         yield Started(step=self.step, device=describe(self.device), method=METHOD, phase=METHOD,
-                      config=cfg.to_dict(), total_steps=cfg.steps)
+                      config=self.saved, total_steps=cfg.steps)
         if device_warning:
             yield WarningEvent(self.step, device_warning)
         for line in bad[:10]:
@@ -319,7 +339,9 @@ class _RedoRun:
         if not saved_path.exists():
             raise RedoError(f"nothing to resume in {self.run_dir} (no config.json)")
         try:
-            saved = RedoConfig.from_dict(json.loads(saved_path.read_text(encoding="utf-8")))
+            data = json.loads(saved_path.read_text(encoding="utf-8"))
+            saved = (redo_config(RunConfig.from_dict(data)) if "pipeline" in data
+                     else RedoConfig.from_dict(data))
         except (ValueError, TypeError) as exc:
             raise RedoError(f"{saved_path} is not a ReDO run configuration ({exc})") from exc
         diff = [f"{k}: run has {getattr(saved, k)}, asked for {getattr(self.config, k)}"

@@ -79,12 +79,16 @@ class Stage:
 def train(
     config: RunConfig, control: RunControl | None = None, *, resume: bool = False
 ) -> Iterator[Event]:
-    """Run the whole pipeline for ``config``; with ``resume``, continue the run in ``config.out``."""
-    if config.method == "redo":
-        # ReDO segments real photos with its own mask net: no layered GAN, no segmenter stages.
-        yield from _train_redo(config, control, resume)
-        return
-    run = _Run(config, control or RunControl())
+    """Run ``config.method`` (looked up in the method registry); with ``resume``, continue the
+    run in ``config.out``. The one entry point the CLI, the app, compare and the tests use."""
+    from engine.methods.registry import get
+
+    yield from get(config.method).start(config, control or RunControl(), resume)
+
+
+def train_layered_gan(config: RunConfig, control: RunControl, resume: bool) -> Iterator[Event]:
+    """The layered-GAN pipeline (ilgan, perturbgan): bootstrap, GAN, segmenter, rounds."""
+    run = _Run(config, control)
     try:
         yield from run.execute(resume)
     except Exception as exc:  # every failure reaches the consumer as an event
@@ -92,18 +96,6 @@ def train(
         known = isinstance(exc, (RunError, CheckpointError, DiskFullError))
         message = str(exc) if known else f"{type(exc).__name__}: {exc}"
         yield Failed(step=run.step, error=message, traceback=traceback.format_exc())
-
-
-def _train_redo(config: RunConfig, control: RunControl | None, resume: bool) -> Iterator[Event]:
-    from engine.methods.redo import RedoConfig, train_redo
-
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    redo = RedoConfig(
-        folder=config.folder, out=config.out, size=config.size, batch=config.batch,
-        minutes=config.minutes, steps=config.steps, device=config.device, seed=config.seed,
-    )
-    yield from train_redo(redo, control, resume=resume)
 
 
 def segmenter_modules_ready() -> dict[str, bool]:

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from engine.cli.errors import CliError
+from engine.methods.registry import method_names
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -25,8 +26,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--gt", type=Path, metavar="MASKS",
                    help="ground-truth masks (0/255, same names) to score against; optional")
     p.add_argument("--ignore", type=Path, metavar="DIR", help="masks of pixels to leave out (255 = ignore)")
-    p.add_argument("--methods", default="ilgan,perturbgan,redo,latentdir",
-                   help="comma-separated: ilgan, perturbgan, redo, latentdir (default: all)")
+    p.add_argument("--methods", default=",".join(method_names()),
+                   help=f"comma-separated: {', '.join(method_names())} (default: all)")
     p.add_argument("--minutes", type=float, default=10.0, help="training budget per method (default 10)")
     p.add_argument("--out", type=Path, metavar="DIR", help="where runs and the report go "
                    "(default: ./<FOLDER name>-compare)")

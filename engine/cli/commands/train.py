@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from engine.cli.errors import CliError
-from engine.config import METHODS
 from engine.control import RunControl
+from engine.methods.registry import DEFAULT_METHOD, SPECS
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -27,9 +27,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("folder", type=Path, metavar="FOLDER", help="folder of photos (never modified)")
     p.add_argument("--out", type=Path, required=True, metavar="RUN_DIR", help="run folder")
     p.add_argument(
-        "--method", choices=list(METHODS), default="perturbgan",
-        help="perturbgan: PerturbGAN (default); ilgan: improved layered GAN; "
-        "redo: ReDO (its mask net is the segmenter)",
+        "--method", choices=list(SPECS), default=DEFAULT_METHOD,
+        help=", ".join(f"{name}: {spec.summary.split(':')[0]}" for name, spec in SPECS.items())
+        + f" (default {DEFAULT_METHOD}; the app's tooltips say more)",
+    )
+    p.add_argument(
+        "--generator", type=Path, metavar="RUN",
+        help="latentdir only: a finished perturbgan or ilgan run whose generator is reused "
+        "(without it, perturbgan is trained first in RUN_DIR/generator)",
     )
     p.add_argument("--size", type=int, choices=[32, 64, 128], default=64)
     budget = p.add_mutually_exclusive_group()
@@ -53,13 +58,18 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from engine.config import PerturbGanConfig, PipelineConfig, RunConfig
+    from engine.config import LatentDirSettings, PerturbGanConfig, PipelineConfig, RunConfig
     from engine.train import distributed
 
     if not args.folder.is_dir():
         raise CliError(f"not a folder: {args.folder}")
-    if distributed.launched() and (args.method == "redo" or args.segmenter != "unet"):
-        raise CliError("under torchrun only --method ilgan|perturbgan with --segmenter unet run")
+    if distributed.launched() and (not SPECS[args.method].torchrun or args.segmenter != "unet"):
+        under = "|".join(name for name, spec in SPECS.items() if spec.torchrun)
+        raise CliError(f"under torchrun only --method {under} with --segmenter unet run")
+    if args.generator is not None and args.method != "latentdir":
+        raise CliError("--generator needs --method latentdir")
+    if args.generator is not None and not (args.generator / "checkpoints").is_dir():
+        raise CliError(f"--generator: {args.generator} is not a trained perturbgan or ilgan run")
     if args.segmenter != "unet" and args.method != "perturbgan":
         raise CliError("--segmenter encoder needs --method perturbgan")
     minutes = args.minutes if args.minutes is not None or args.steps is not None else 20.0
@@ -69,6 +79,8 @@ def run(args: argparse.Namespace) -> int:
             batch=args.batch, minutes=minutes, steps=args.steps, device=args.device,
             seed=args.seed, threads=args.threads,
             perturbgan=PerturbGanConfig(segmenter=args.segmenter),
+            latentdir=LatentDirSettings(
+                generator=str(args.generator) if args.generator is not None else None),
         )
         if args.no_bootstrap:
             config = replace(config, pipeline=replace(PipelineConfig(), bootstrap=False))
