@@ -169,7 +169,8 @@ def compare_job(config: Any, torch_threads: int) -> Callable[[Any, threading.Eve
             elif isinstance(ev, PhaseChanged):
                 note(f"{method}: {ev.phase}" + (f" · {ev.detail}" if ev.detail else ""))
             elif isinstance(ev, Progress):
-                progress(done + int(min(max(ev.fraction, 0.0), 1.0) * steps), total)
+                frac = 0.0 if ev.fraction is None else ev.fraction  # None: a busy stage
+                progress(done + int(min(max(frac, 0.0), 1.0) * steps), total)
             elif isinstance(ev, WarningEvent):
                 note(f"{method}: {ev.message}", "warning")
             elif isinstance(ev, Failed):

@@ -32,7 +32,7 @@ from engine.baselines.grabcut import grabcut_mask
 from engine.control import RunControl
 from engine.events import Event, Failed, Finished
 from engine.imageio import ImageReadError, read_rgb, scan_images
-from engine.methods.registry import DEFAULT_METHOD, layered_gan_names, method_names
+from engine.methods.registry import DEFAULT_METHOD, get, layered_gan_names, method_names
 from engine.metrics import evaluate_folders
 
 log = logging.getLogger(__name__)
@@ -92,7 +92,6 @@ def _events_for(method: str, cfg: CompareConfig, run_dir: Path, gan_run: Path | 
     (e.g. latentdir's ``batch`` is its direction batch), the others replace RunConfig fields.
     """
     from engine.config import RunConfig
-    from engine.methods.registry import get
     from engine.train.checkpoint import list_checkpoints
     from engine.train.runner import train
 
@@ -228,14 +227,15 @@ def run_compare(cfg: CompareConfig, sink: EventSink | None = None,
         if not photos:
             raise ValueError(f"no photos in {folder}")
     rows: list[Row] = []
-    order = sorted(cfg.methods, key=lambda m: m == "latentdir")  # its generator comes first
+    # Methods that reuse another run's generator (latentdir) go last: that run comes first.
+    order = sorted(cfg.methods, key=_needs_generator)
     for method in order:
         if control.stop_requested:
             log.info("comparison stopped before %s; no report written", method)
             return None
         run_dir = out / method
         gan_run = None
-        if method == "latentdir":
+        if _needs_generator(method):
             gan_run = _gan_for_latentdir(cfg, out, rows, sink, control)
             if gan_run is None:
                 rows.append(Row(method, "failed", note="no layered-GAN run to reuse"))
@@ -281,6 +281,10 @@ def run_compare(cfg: CompareConfig, sink: EventSink | None = None,
     write_json(out / "report.json", report)
     write_text(out / "report.md", _markdown(report, rows, figure.name))
     return report
+
+
+def _needs_generator(method: str) -> bool:
+    return method in METHODS and get(method).needs is not None
 
 
 def _gan_for_latentdir(cfg: CompareConfig, out: Path, rows: list[Row], sink: EventSink | None,

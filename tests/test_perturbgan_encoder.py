@@ -187,3 +187,23 @@ def test_compare_can_score_perturbgan_with_its_encoder(tiny_demo_folder: Path, t
     assert row["scores"]["count"] == 12
     payload = torch.load(out / "perturbgan-encoder" / "segmenter.pt", weights_only=True)
     assert payload["kind"] == "encoder" and payload["method"] == "perturbgan"
+
+
+def test_the_encoder_stage_writes_nothing_on_a_non_main_rank(tmp_path: Path, monkeypatch,
+                                                              one_torch_thread) -> None:
+    """Under torchrun only rank 0 writes the run folder; the encoder stage wrote segmenter.pt
+    (and segmenter-unet.pt) on every rank."""
+    from engine.demo import make_demo_folder
+    from engine.train import distributed
+
+    folder, out = tmp_path / "photos", tmp_path / "run"
+    make_demo_folder(folder, count=12, size=64, seed=7)
+    cfg = tiny_config(
+        folder, out, method="perturbgan", steps=2,
+        perturbgan=PerturbGanConfig(segmenter="encoder", encoder=replace(ENCODER, steps=2)),
+        pipeline=PipelineConfig(bootstrap=False, segmenter=False, rounds=0),
+    )
+    monkeypatch.setattr(distributed, "is_main", lambda: False)
+    events = run_all(cfg)
+    assert isinstance(events[-1], Finished) and not events[-1].stopped, events[-1]
+    assert not (out / "segmenter.pt").exists() and not (out / "segmenter-unet.pt").exists()

@@ -35,3 +35,29 @@ def test_first_ctrl_c_writes_a_checkpoint_and_resume_continues(tiny_demo_folder,
     assert ckpts, out
     step = torch.load(ckpts[-1], weights_only=True)["step"]
     assert step >= 1 and f"stopped at step {step}" in out
+
+
+def test_peel_compare_stops_on_first_ctrl_c(tiny_demo_folder, tmp_path, monkeypatch, capsys):
+    """peel compare had no first-Ctrl-C stop (the trainer was killed mid-step) and, when the
+    comparison stopped, indexed the None it returns."""
+    import engine.compare
+    from engine.cli.main import main
+
+    seen = []
+
+    def fake_compare(config, sink=None, control=None):  # a comparison that is stopped mid-way
+        seen.append(control)
+        if control is not None:
+            os.kill(os.getpid(), signal.SIGINT)
+            deadline = time.monotonic() + 10
+            while not control.stop_requested and time.monotonic() < deadline:
+                time.sleep(0.01)
+        return None
+
+    monkeypatch.setattr(engine.compare, "run_compare", fake_compare)
+    before = signal.getsignal(signal.SIGINT)
+    code = main(["compare", str(tiny_demo_folder), "--out", str(tmp_path / "cmp")])
+    out = capsys.readouterr().out
+    assert code == 130 and "stopped" in out, out
+    assert seen[0] is not None and seen[0].stop_requested
+    assert signal.getsignal(signal.SIGINT) is before  # the handler is put back

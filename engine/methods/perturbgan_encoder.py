@@ -50,6 +50,7 @@ from engine.events import Event, Losses, PhaseChanged, Progress
 from engine.methods.base import LayeredGan
 from engine.nets.encoder import EncoderSegmenter, EncoderSegmenterConfig
 from engine.segmenter.model import save_segmenter
+from engine.train import distributed
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +108,8 @@ def encoder_stage(run: Any, stage: _StageLike) -> Generator[Event, None, None]:
     if run.control.stop_requested:
         return
     run.metrics.append({"step": run.step, "event": "encoder", **summary})
+    if not distributed.is_main():  # under torchrun rank 0 alone writes the run folder
+        return
     target = Path(run.run_dir) / "segmenter.pt"
     if target.exists():
         # Keep the UNet of the same run for comparison (both writes are atomic).

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 
 from engine.cli.errors import CliError
+from engine.cli.interrupt import stop_on_first_interrupt
+from engine.control import RunControl
 from engine.methods.registry import method_names
 
 
@@ -47,13 +50,24 @@ def run(args: argparse.Namespace) -> int:
     if out.resolve() == args.folder.resolve():
         raise CliError("--out must differ from FOLDER (photos are never overwritten)")
     methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
+    control = RunControl()
+    previous = stop_on_first_interrupt(control, lambda text: print(text, flush=True))
     try:
         config = CompareConfig(folder=str(args.folder), gt=str(args.gt) if args.gt else None, out=str(out), methods=methods,
                                minutes=args.minutes, ignore=str(args.ignore) if args.ignore else None,
                                size=args.size, device=args.device, seed=args.seed)
-        report = run_compare(config, sink=_printer())
+        report = run_compare(config, sink=_printer(), control=control)
     except ValueError as exc:
         raise CliError(str(exc)) from exc
+    except KeyboardInterrupt:  # a second Ctrl-C: leave now; finished runs stay reusable
+        print("interrupted; the same command continues the comparison", flush=True)
+        return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+    if report is None:  # stopped: each method's run keeps a checkpoint, no report yet
+        print("stopped; the same command continues the comparison", flush=True)
+        return 130
     print(f"report: {out / 'report.md'}")
     for row in report["rows"]:
         iou = row["scores"].get("iou")

@@ -6,12 +6,11 @@ import argparse
 import io
 import signal
 import sys
-import threading
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 from engine.cli.errors import CliError
+from engine.cli.interrupt import stop_on_first_interrupt
 from engine.control import RunControl
 from engine.methods.registry import DEFAULT_METHOD, SPECS
 
@@ -119,7 +118,7 @@ def consume(config: object, resume: bool, out: TextIO) -> int:
         out.flush()
 
     events = train(config, control, resume=resume)  # type: ignore[arg-type]
-    previous = _stop_on_first_interrupt(control, say)
+    previous = stop_on_first_interrupt(control, say)
     clean = False  # set when the events ran out normally: only then do the ranks wait for each other
     try:
         for ev in events:
@@ -156,26 +155,6 @@ def consume(config: object, resume: bool, out: TextIO) -> int:
             signal.signal(signal.SIGINT, previous)
         distributed.shutdown(clean=clean)
     return 130 if control.stop_requested else 0
-
-
-def _stop_on_first_interrupt(control: RunControl, say: Callable[[str], None]) -> Any:
-    """First Ctrl-C asks the trainer to stop at the next step (it writes a checkpoint); a second
-    one interrupts for real.
-
-    A KeyboardInterrupt raised inside the trainer's own frame would end the generator before it
-    could save, so the first one is turned into a stop request instead. Only the main thread may
-    install signal handlers; elsewhere (tests, embedding) nothing changes.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        return None
-
-    def handler(signum: int, frame: object) -> None:
-        if control.stop_requested:
-            raise KeyboardInterrupt
-        say("stopping at the next step (a checkpoint is written); Ctrl-C again to quit now")
-        control.stop()
-
-    return signal.signal(signal.SIGINT, handler)
 
 
 def progress_line(ev: object) -> str:
