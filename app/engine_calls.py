@@ -33,11 +33,10 @@ def make_config(folder: str, run_dir: str, options: dict[str, Any], **overrides:
 
 
 def read_run_config(run_dir: str) -> RunConfig:
-    path = Path(run_dir) / "config.json"
-    if not path.is_file():
-        raise ValueError("no config.json (not a Peel run folder)")
-    with open(path, encoding="utf-8") as fh:
-        return RunConfig.from_dict(json.load(fh))
+    """Any method's run configuration (the engine's RunFolder reads it); ValueError if none."""
+    from engine.run_folder import RunFolder
+
+    return RunFolder(run_dir).read_config()
 
 
 def device_warning(requested: str) -> str | None:

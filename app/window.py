@@ -24,6 +24,7 @@ from app.run_session import Trainer, TrainingSession
 from app.settings import add_recent_folder, default_runs_dir, default_settings, recent_folders
 from app.window_jobs import WindowJobs
 from app.workers import JobRunner
+from engine.run_folder import RunFolder
 
 
 class MainWindow(WindowJobs, QMainWindow):
@@ -286,8 +287,8 @@ class MainWindow(WindowJobs, QMainWindow):
         session, self.session = self.session, None
         if session is not None:
             session.join()
-        checkpoints = os.path.join(self.run_dir or "", "checkpoints")
-        resumable = not self.run_complete and os.path.isdir(checkpoints) and os.listdir(checkpoints)
+        resumable = (not self.run_complete and self.run_dir is not None
+                     and RunFolder(self.run_dir).resumable())  # a step checkpoint, not any file
         self.resume_dir = self.run_dir if resumable else None
         self._sync_start()
         self.refresh_results()

@@ -37,7 +37,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from engine.atomic import write_json, write_with
+from engine.atomic import write_with
 from engine.compose import composite
 from engine.config import RunConfig
 from engine.control import RunControl
@@ -55,6 +55,7 @@ from engine.events import (
     WarningEvent,
 )
 from engine.methods import LayeredGan, build_method
+from engine.run_folder import RunFolder
 from engine.train import checkpoint as ckpt
 from engine.train.checkpoint import CheckpointError
 from engine.train.previews import write_grid
@@ -250,15 +251,13 @@ class _Job:
     def execute(self, resume: bool) -> Generator[Event, None, None]:
         from engine.nets.unet import UNet
         from engine.segmenter.fit import fit_unet
-        from engine.segmenter.model import save_segmenter
-
         run = self.run
         if run.threads:
             torch.set_num_threads(run.threads)
         else:
             configure_cpu_threads()
         device, device_warning = pick_device(run.device)
-        write_json(self.out / "config.json", run.to_dict())
+        RunFolder(self.out).write_config(run)
         yield Started(step=0, device=describe(device), method=METHOD,
                       phase="directions" if run.latentdir.generator else GENERATOR_DIR,
                       config=run.to_dict(), total_steps=run.steps)
@@ -305,11 +304,12 @@ class _Job:
         if self.control.stop_requested:
             yield Finished(self.step, str(self.out), stopped=True, summary={"method": METHOD})
             return
-        save_segmenter(self.out / "segmenter.pt", unet, info["size"], METHOD, info["source"])
+        folder = RunFolder(self.out)
+        folder.write_segmenter(unet, info["size"], METHOD, info["source"])
         summary = {"method": METHOD, **info, "keep_rate": round(keep_rate, 4),
                    "epsilon": round(self.eps, 4),
                    "cosine_light_dark": float(F.cosine_similarity(self.v_light, self.v_dark, dim=0))}
-        write_json(self.out / "summary.json", summary)
+        folder.write_summary(summary)
         yield Finished(self.step, str(self.out), stopped=False, summary=summary)
 
     def _train_generator(self, resume: bool) -> Generator[Event, None, str | None]:

@@ -41,7 +41,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from engine.atomic import write_bytes
 from engine.compose import composite
 from engine.config import PerturbEncoderConfig, RunConfig
 from engine.control import RunControl
@@ -49,7 +48,7 @@ from engine.data import ImageCache, to_tensor
 from engine.events import Event, Losses, PhaseChanged, Progress
 from engine.methods.base import LayeredGan
 from engine.nets.encoder import EncoderSegmenter, EncoderSegmenterConfig
-from engine.segmenter.model import save_segmenter
+from engine.run_folder import RunFolder
 from engine.train import distributed
 
 log = logging.getLogger(__name__)
@@ -110,11 +109,9 @@ def encoder_stage(run: Any, stage: _StageLike) -> Generator[Event, None, None]:
     run.metrics.append({"step": run.step, "event": "encoder", **summary})
     if not distributed.is_main():  # under torchrun rank 0 alone writes the run folder
         return
-    target = Path(run.run_dir) / "segmenter.pt"
-    if target.exists():
-        # Keep the UNet of the same run for comparison (both writes are atomic).
-        write_bytes(Path(run.run_dir) / UNET_COPY, target.read_bytes())
-    save_segmenter(target, seg, cfg.size, cfg.method, Path(cfg.folder).name)
+    # The run's UNet, if any, is kept beside it for comparison (both writes are atomic).
+    RunFolder(run.run_dir).write_segmenter(seg, cfg.size, cfg.method, Path(cfg.folder).name,
+                                           keep_previous_as=UNET_COPY)
 
 
 def real_batches(

@@ -55,6 +55,7 @@ from engine.events import (
     WarningEvent,
 )
 from engine.nets.redo_nets import Critic, MaskNet, MaskNetConfig, RegionGenerator, orthogonal_init
+from engine.run_folder import RunFolder
 from engine.train import checkpoint as ckpt
 from engine.train.checkpoint import CheckpointError
 from engine.train.metrics_log import MetricsLog
@@ -482,17 +483,15 @@ class _RedoRun:
         return {"steps": self.step, "restarts": self.restarts, "method": METHOD}
 
     def _save_segmenter(self) -> dict[str, Any]:
-        from engine.segmenter.model import save_segmenter
-
         masks = self._fixed_masks()
         polarity = choose_polarity(masks)
         net = self.model.mask_net
         net.polarity.fill_(polarity)
         net.eval()
-        save_segmenter(self.run_dir / "segmenter.pt", net, self.config.size, METHOD,
-                       Path(self.config.folder).name)
+        folder = RunFolder(self.run_dir)
+        folder.write_segmenter(net, self.config.size, METHOD, Path(self.config.folder).name)
         coverage = float(masks.mean()) if polarity > 0 else 1 - float(masks.mean())
         summary = {**self._summary(), "polarity": polarity, "coverage": round(coverage, 4)}
-        write_json(self.run_dir / "summary.json", summary)
+        folder.write_summary(summary)
         log.info("ReDO segmenter saved (polarity %+.0f, coverage %.3f)", polarity, coverage)
         return summary

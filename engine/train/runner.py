@@ -49,6 +49,7 @@ from engine.events import (
     WarningEvent,
 )
 from engine.methods import LayeredGan, build_method, perturbgan_encoder
+from engine.run_folder import RunFolder
 from engine.train import checkpoint as ckpt
 from engine.train import distributed, pair_sources
 from engine.train.checkpoint import CheckpointError
@@ -534,8 +535,6 @@ class _Run:
         from engine.nets.unet import UNet
         from engine.segmenter.bootstrap import prior_config
         from engine.segmenter.fit import fit_unet
-        from engine.segmenter.model import save_segmenter
-
         pipe = self.config.pipeline
         teacher = self.segmenter
         judge = self.prior if self.prior is not None else teacher
@@ -595,9 +594,9 @@ class _Run:
             # The stage's own copy first: a run killed after segmenter.pt is replaced but before
             # the stage's checkpoint redoes this stage, and must start it from the previous
             # stage's segmenter, not from this one (see _load_stage_segmenter).
-            for path in (self._stage_segmenter_path(stage.name), self.run_dir / "segmenter.pt"):
-                save_segmenter(path, unet, self.config.size, self.config.method,
-                               Path(self.config.folder).name)
+            RunFolder(self.run_dir).write_segmenter(
+                unet, self.config.size, self.config.method, Path(self.config.folder).name,
+                stage=stage.name)
         self.segmenter = unet
 
     def _agreement_with(self, judge: Any) -> float:

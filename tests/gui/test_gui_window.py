@@ -153,3 +153,23 @@ def test_cuda_requested_without_cuda_is_flagged(make_window, tiny_demo_folder, q
     qtbot.waitUntil(lambda: "CUDA not available" in w.device_label.text(), timeout=5000)
     w.stop_training()
     qtbot.waitUntil(lambda: w.session is None, timeout=5000)
+
+
+def test_a_run_killed_before_its_first_checkpoint_is_not_offered_for_resume(
+        make_window, tiny_demo_folder, qtbot):
+    """"Resumable" was any file in checkpoints/: a half-written temp of a run that failed
+    before its first step checkpoint made Start say "Resume run" with nothing to resume."""
+    from pathlib import Path
+
+    def dies_writing_its_first_checkpoint(config, control=None, resume=False):
+        folder = Path(config.out) / "checkpoints"
+        folder.mkdir(parents=True)
+        (folder / "step-0000005.pt.tmp-1234").write_bytes(b"half")  # what a kill leaves
+        yield from ()
+        raise RuntimeError("killed while writing the first checkpoint")
+
+    w = make_window(trainer=dies_writing_its_first_checkpoint)
+    w.open_folder(str(tiny_demo_folder))
+    w.training.start_button.click()
+    qtbot.waitUntil(lambda: w.session is None, timeout=5000)
+    assert w.resume_dir is None and w.training.start_button.text() == "Start"
