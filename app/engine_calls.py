@@ -34,7 +34,7 @@ def make_config(folder: str, run_dir: str, options: dict[str, Any], **overrides:
 
 def read_run_config(run_dir: str) -> RunConfig:
     """Any method's run configuration (the engine's RunFolder reads it); ValueError if none."""
-    from engine.run_folder import RunFolder
+    from engine.runs.folder import RunFolder
 
     return RunFolder(run_dir).read_config()
 

@@ -24,7 +24,7 @@ from app.run_session import Trainer, TrainingSession
 from app.settings import add_recent_folder, default_runs_dir, default_settings, recent_folders
 from app.window_jobs import WindowJobs
 from app.workers import JobRunner
-from engine.run_folder import RunFolder
+from engine.runs.folder import RunFolder
 
 
 class MainWindow(WindowJobs, QMainWindow):

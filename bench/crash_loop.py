@@ -64,7 +64,7 @@ def tiny_train_config(folder: Path, out: Path, steps: int = 16) -> dict[str, Any
 
 # -- what a kill may leave ---------------------------------------------------------------------
 def is_temp(path: Path) -> bool:
-    from engine.train.checkpoint import _TEMP
+    from engine.runs.checkpoint import _TEMP
 
     return bool(_TEMP.match(path.name))
 
@@ -73,8 +73,8 @@ def check_run_dir(run: Path) -> dict[str, Any]:
     """Every file of a run folder is whole: returns the broken ones (must be none) and temps."""
     import cv2
 
+    from engine.runs import checkpoint as ckpt
     from engine.segmenter.model import load_segmenter
-    from engine.train import checkpoint as ckpt
 
     broken: list[str] = []
     temps: list[str] = []
@@ -192,7 +192,7 @@ def final_train_outputs(run: Path) -> dict[str, Any]:
     """What must match the uninterrupted run: the last checkpoint's tensors and every segmenter."""
     import torch
 
-    from engine.train import checkpoint as ckpt
+    from engine.runs import checkpoint as ckpt
 
     last = ckpt.load(ckpt.list_checkpoints(run)[-1])
     out: dict[str, Any] = {"step": last["step"], "stage_index": last["stage_index"]}
@@ -371,7 +371,7 @@ def tmpfs_check(work: Path, model: Path, src: Path) -> dict[str, Any]:
 
     from engine.atomic import DiskFullError
     from engine.export.masks import ExportOptions, export_masks
-    from engine.train import checkpoint as ckpt
+    from engine.runs import checkpoint as ckpt
 
     mnt = work / "tmpfs"
     mnt.mkdir(parents=True, exist_ok=True)

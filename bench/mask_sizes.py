@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from engine.config import RunConfig  # noqa: E402
 from engine.data import cache_side, square_resize  # noqa: E402
 from engine.methods import build_method  # noqa: E402
-from engine.train import checkpoint as ckpt  # noqa: E402
+from engine.runs import checkpoint as ckpt  # noqa: E402
 
 
 def describe(sizes: np.ndarray) -> dict[str, float]:

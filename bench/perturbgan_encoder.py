@@ -26,9 +26,9 @@ from engine.imageio import read_mask, read_rgb, scan_images
 from engine.methods import build_method
 from engine.methods.perturbgan_encoder import real_batches, train_encoder
 from engine.metrics import image_scores
+from engine.runs import checkpoint as ckpt
 from engine.segmenter.infer import predict_soft
 from engine.segmenter.model import load_segmenter
-from engine.train import checkpoint as ckpt
 
 VARIANTS = {
     "paper (recon + perceptual)": {"z_weight": 0.0, "mask_weight": 0.0},

@@ -3,7 +3,7 @@
 Everything here is differentiable with respect to the images, so it can sit inside the generator
 step. Random parameters are drawn per sample from torch's global RNG (seeded and checkpointed by the
 trainer), through ``rows`` so that under torchrun each sample of the global batch gets the same
-numbers as in a single process (engine/train/distributed.py).
+numbers as in a single process (engine/parallel/distributed.py).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from engine.train.distributed import rows
+from engine.parallel.distributed import rows
 
 
 def shift_images(x: torch.Tensor, dx: torch.Tensor, dy: torch.Tensor) -> torch.Tensor:

@@ -92,7 +92,7 @@ def _events_for(method: str, cfg: CompareConfig, run_dir: Path, gan_run: Path | 
     (e.g. latentdir's ``batch`` is its direction batch), the others replace RunConfig fields.
     """
     from engine.config import RunConfig
-    from engine.train.checkpoint import list_checkpoints
+    from engine.runs.checkpoint import list_checkpoints
     from engine.train.runner import train
 
     name = method.removesuffix("-encoder")

@@ -51,9 +51,9 @@ def _worker(spec: dict[str, str]) -> int:
     from engine.control import RunControl
     from engine.events import Failed
     from engine.nets.unet import UNet, UNetConfig
+    from engine.parallel import distributed
     from engine.segmenter.bootstrap import make_sampler
     from engine.segmenter.fit import fit_unet
-    from engine.train import distributed
     from engine.train.runner import train
 
     for ev in train(_train_config(spec["folder"], spec["out"])):
@@ -116,8 +116,8 @@ def runs(tmp_path_factory, _tiny_demo_master):
 
 
 def test_two_processes_write_one_run(runs):
+    from engine.runs import checkpoint as ckpt
     from engine.segmenter.model import load_segmenter
-    from engine.train import checkpoint as ckpt
 
     one, two = Path(runs["one"]["out"]), Path(runs["two"]["out"])
     assert sorted(p.name for p in two.iterdir()) == sorted(p.name for p in one.iterdir())

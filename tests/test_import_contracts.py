@@ -37,14 +37,32 @@ def test_contracts_kept() -> None:
 
 def test_contract_breaks_when_engine_imports_qt(tmp_path: Path) -> None:
     # A throwaway project with the same contracts, whose engine imports PySide6: must be reported.
-    (tmp_path / "engine").mkdir()
-    (tmp_path / "engine" / "__init__.py").write_text("")
-    (tmp_path / "engine" / "bad.py").write_text("import PySide6\n")
-    (tmp_path / "app").mkdir()
-    (tmp_path / "app" / "__init__.py").write_text("import engine\n")
-    text = (ROOT / "pyproject.toml").read_text()
-    section = text[text.index("[tool.importlinter]") :]
-    (tmp_path / "pyproject.toml").write_text(section)
+    throwaway_project(tmp_path, {"bad.py": "import PySide6\n"})
     proc = run_lint(tmp_path, extra_path=tmp_path)
     assert proc.returncode != 0, proc.stdout + proc.stderr
     assert "engine.bad" in proc.stdout and "PySide6" in proc.stdout
+
+
+def test_engine_layer_contract_breaks_when_a_lower_layer_imports_a_higher(tmp_path: Path) -> None:
+    throwaway_project(tmp_path, {"nets/bad.py": "import engine.train\n"})
+    proc = run_lint(tmp_path, extra_path=tmp_path)
+    assert proc.returncode != 0, proc.stdout + proc.stderr
+    assert "engine layers BROKEN" in proc.stdout and "engine.nets.bad" in proc.stdout
+
+
+def throwaway_project(root: Path, engine_files: dict[str, str]) -> None:
+    """A project with Peel's contracts, every engine layer (empty) and the given engine files."""
+    (root / "engine").mkdir()
+    (root / "engine" / "__init__.py").write_text("")
+    for layer in ("cli", "compare", "export", "train", "methods", "runs", "segmenter", "nets",
+                  "parallel"):
+        (root / "engine" / layer).mkdir()
+        (root / "engine" / layer / "__init__.py").write_text("")
+    (root / "engine" / "config.py").write_text("def check():\n    import engine.methods.registry\n")
+    (root / "engine" / "methods" / "registry.py").write_text("")
+    for name, text in engine_files.items():
+        (root / "engine" / name).write_text(text)
+    (root / "app").mkdir()
+    (root / "app" / "__init__.py").write_text("import engine\n")
+    text = (ROOT / "pyproject.toml").read_text()
+    (root / "pyproject.toml").write_text(text[text.index("[tool.importlinter]") :])

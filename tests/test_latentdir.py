@@ -20,8 +20,8 @@ from engine.methods.latentdir import (
     refine_mask,
     sobel_edges,
 )
+from engine.runs import checkpoint as ckpt
 from engine.segmenter.model import load_segmenter
-from engine.train import checkpoint as ckpt
 from engine.train.runner import train
 
 

@@ -194,7 +194,7 @@ def test_the_encoder_stage_writes_nothing_on_a_non_main_rank(tmp_path: Path, mon
     """Under torchrun only rank 0 writes the run folder; the encoder stage wrote segmenter.pt
     (and segmenter-unet.pt) on every rank."""
     from engine.demo import make_demo_folder
-    from engine.train import distributed
+    from engine.parallel import distributed
 
     folder, out = tmp_path / "photos", tmp_path / "run"
     make_demo_folder(folder, count=12, size=64, seed=7)

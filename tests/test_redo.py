@@ -12,9 +12,9 @@ from engine.control import RunControl
 from engine.events import CheckpointSaved, Failed, Finished, Preview, Started, WarningEvent
 from engine.methods.redo import RedoConfig, choose_polarity, train_redo
 from engine.nets.redo_nets import MaskNet, MaskNetConfig
+from engine.runs.checkpoint import list_checkpoints
 from engine.segmenter.infer import predict_soft
 from engine.segmenter.model import load_segmenter
-from engine.train.checkpoint import list_checkpoints
 
 TINY = {"size": 32, "batch": 3, "mask_width": 4, "gen_width": 4, "critic_width": 4,
         "log_every": 1, "preview_every": 2, "checkpoint_every": 2, "restart_until": 0}

@@ -22,7 +22,7 @@ from engine.events import (
     Progress,
     Started,
 )
-from engine.train import checkpoint as ckpt
+from engine.runs import checkpoint as ckpt
 from engine.train.runner import train
 
 

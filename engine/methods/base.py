@@ -22,7 +22,7 @@ from engine.config import RunConfig
 from engine.losses import background_prior, mask_outside_prior
 from engine.nets.discriminator import Discriminator
 from engine.nets.generator import BackgroundGenerator, ForegroundGenerator
-from engine.train import distributed
+from engine.parallel import distributed
 
 CHANNELS_LAST = torch.channels_last
 
@@ -161,7 +161,7 @@ class LayeredGan:
 
         Under torchrun each process trains on its rows of ``real``, draws its randomness for the
         global batch, averages gradients, and returns the terms averaged over processes
-        (engine/train/distributed.py); alone, it is ``_step(real)``.
+        (engine/parallel/distributed.py); alone, it is ``_step(real)``.
         """
         with distributed.sharded_draws():
             terms = distributed.mean_terms(self._step(distributed.shard(real)))

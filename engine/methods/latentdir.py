@@ -25,7 +25,6 @@ from __future__ import annotations
 import logging
 import math
 import random
-import time
 import traceback
 from collections.abc import Generator, Iterator
 from dataclasses import asdict, dataclass
@@ -47,23 +46,21 @@ from engine.events import (
     Event,
     Failed,
     Finished,
-    Losses,
     PhaseChanged,
     Preview,
-    Progress,
     Started,
     WarningEvent,
 )
+from engine.loop import Budget, run_steps
 from engine.methods import LayeredGan, build_method
-from engine.run_folder import RunFolder
-from engine.train import checkpoint as ckpt
-from engine.train.checkpoint import CheckpointError
-from engine.train.previews import write_grid
+from engine.runs import checkpoint as ckpt
+from engine.runs.checkpoint import CheckpointError
+from engine.runs.folder import RunFolder
+from engine.runs.previews import write_grid
 
 log = logging.getLogger(__name__)
 
 METHOD = "latentdir"
-REPORT_EVERY = 10
 LUMA = (0.299, 0.587, 0.114)
 # Share of a --minutes budget spent finding the two directions (the rest fits the UNet).
 DIRECTION_SHARE = 0.3
@@ -320,8 +317,7 @@ class _Job:
         """
         from dataclasses import replace
 
-        from engine.methods.registry import DEFAULT_METHOD
-        from engine.train.runner import train
+        from engine.methods.registry import DEFAULT_METHOD, get
 
         gan_dir = self.out / GENERATOR_DIR
         yield WarningEvent(self.step, f"no generator run given: training {DEFAULT_METHOD} first "
@@ -331,7 +327,9 @@ class _Job:
         minutes = self.run.minutes
         gan = replace(self.run, method=DEFAULT_METHOD, out=str(gan_dir),
                       minutes=None if minutes is None else minutes * GENERATOR_SHARE)
-        for ev in train(gan, self.control, resume=resume and bool(ckpt.list_checkpoints(gan_dir))):
+        events = get(DEFAULT_METHOD).start(
+            gan, self.control, resume and bool(ckpt.list_checkpoints(gan_dir)))
+        for ev in events:
             if isinstance(ev, Started):
                 continue
             self.step = max(self.step, ev.step)
@@ -353,32 +351,18 @@ class _Job:
         gen = torch.Generator().manual_seed(cfg.seed + (1 if lam > 0 else 2))
         v = torch.randn(method.code_dim, generator=gen).to(method.device).requires_grad_(True)
         opt = torch.optim.Adam([v], lr=cfg.lr)
-        start, done, active = time.perf_counter(), 0, 0.0
-        while True:
-            if budget_s is not None and active >= budget_s:
-                break
-            if budget_s is None and done >= cfg.direction_steps:
-                break
-            if self.control.wait_if_paused():
-                break
-            t0 = time.perf_counter()
+
+        def step(frac: float) -> dict[str, float]:
             codes = method.sample_codes(cfg.batch)
             loss, parts = direction_loss(method, codes, v, self.eps, lam)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            done += 1
-            self.step += 1
-            active += time.perf_counter() - t0
-            if done % REPORT_EVERY == 0 or done == 1:
-                yield Losses(self.step, phase, {"loss": float(loss.detach()), **parts})
-                total = budget_s if budget_s is not None else None
-                frac = active / total if total else done / cfg.direction_steps
-                rate = done / max(active, 1e-9)
-                eta = (max(0.0, total - active) if total
-                       else (cfg.direction_steps - done) / rate)
-                yield Progress(self.step, phase, rate, active, eta, min(1.0, frac))
-        log.info("%s: %d steps in %.1f s", phase, done, time.perf_counter() - start)
+            return {"loss": float(loss.detach()), **parts}
+
+        steps = None if budget_s is not None else cfg.direction_steps
+        self.step += yield from run_steps(step, Budget(budget_s, steps), self.control, phase,
+                                          self.step)
         return (v / v.norm()).detach()
 
     def _sampler(self) -> Any:

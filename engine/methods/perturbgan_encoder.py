@@ -30,7 +30,6 @@ from __future__ import annotations
 import copy
 import logging
 import math
-import time
 from collections.abc import Callable, Generator
 from dataclasses import replace
 from pathlib import Path
@@ -45,18 +44,18 @@ from engine.compose import composite
 from engine.config import PerturbEncoderConfig, RunConfig
 from engine.control import RunControl
 from engine.data import ImageCache, to_tensor
-from engine.events import Event, Losses, PhaseChanged, Progress
+from engine.events import Event, PhaseChanged
+from engine.loop import Budget, run_steps
 from engine.methods.base import LayeredGan
 from engine.nets.encoder import EncoderSegmenter, EncoderSegmenterConfig
-from engine.run_folder import RunFolder
-from engine.train import distributed
+from engine.parallel import distributed
+from engine.runs.folder import RunFolder
 
 log = logging.getLogger(__name__)
 
 STAGE_NAME = "encoder"
 STAGE_KIND = "encoder"
 UNET_COPY = "segmenter-unet.pt"
-REPORT_EVERY_S = 1.0
 MIN_LR_FRACTION = 0.05
 HELD_OUT = 64  # generated samples for the final code / mask recovery figures
 
@@ -184,23 +183,18 @@ def train_encoder(
     use_real = real is not None and (enc.recon_weight > 0 or enc.perceptual_weight > 0)
     yield PhaseChanged(step=step0, phase=phase, detail="training PerturbGAN's encoder on the frozen generator")
 
-    done, active, last_report = 0, 0.0, 0.0
-    sums: dict[str, float] = {}
-    n_sum = 0
-    first_z: float | None = None
-    while True:
-        frac = _fraction(done, active, budget_s, steps)
-        if frac >= 1.0 or control.wait_if_paused():
-            break
-        t0 = time.perf_counter()
+    first_z: list[float] = []  # the first step's code loss, for the summary
+
+    def step(frac: float) -> dict[str, float]:
+        cos = 0.5 * (1 + math.cos(math.pi * frac))
         for group in opt.param_groups:
-            group["lr"] = enc.lr * (MIN_LR_FRACTION + (1 - MIN_LR_FRACTION) * 0.5 * (1 + math.cos(math.pi * frac)))
+            group["lr"] = enc.lr * (MIN_LR_FRACTION + (1 - MIN_LR_FRACTION) * cos)
         n = enc.batch
         z = torch.randn(n, z_dim, generator=gen).to(device)
         with torch.no_grad():
             b, f, m_logits = bg(z), *fg(z)
             x_gen = composite(b, f, torch.sigmoid(m_logits))
-        x = torch.cat([x_gen, real(n).to(device)]) if use_real else x_gen
+        x = torch.cat([x_gen, real(n).to(device)]) if use_real and real is not None else x_gen
         codes = encoder(x)
         terms: dict[str, torch.Tensor] = {}
         terms["z"] = F.mse_loss(codes[:n], torch.cat([z, z], 1))
@@ -218,24 +212,17 @@ def train_encoder(
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        values = {k: float(v.detach()) for k, v in terms.items()}
+        if not first_z:
+            first_z.append(values["z"])
+        return values
 
-        done += 1
-        active += time.perf_counter() - t0
-        if first_z is None:
-            first_z = float(terms["z"].detach())
-        for k, v in terms.items():
-            sums[k] = sums.get(k, 0.0) + float(v.detach())
-        n_sum += 1
-        frac = _fraction(done, active, budget_s, steps)
-        if active - last_report >= REPORT_EVERY_S or frac >= 1.0:
-            last_report = active
-            rate = done / active if active > 0 else 0.0
-            yield Losses(step=step0 + done, phase=phase, values={k: v / n_sum for k, v in sums.items()})
-            yield Progress(step=step0 + done, phase=phase, steps_per_s=rate, elapsed_s=active,
-                           eta_s=_eta(done, active, rate, budget_s, steps), fraction=frac)
-            sums, n_sum = {}, 0
+    budget = Budget(budget_s, steps)
+    done = yield from run_steps(step, budget, control, phase, step0)
+    active = budget.elapsed_s
     seg.eval().requires_grad_(False)
-    summary = {"steps": float(done), "seconds": active, "z_loss_first": first_z or float("nan"),
+    summary = {"steps": float(done), "seconds": active,
+               "z_loss_first": first_z[0] if first_z else float("nan"),
                **recovery(seg, bg, method.z_dim, device, seed + 1)}
     log.info("%s: %d steps in %.1f s; %s", phase, done, active, summary)
     return seg.cpu(), summary
@@ -262,24 +249,6 @@ def recovery(
         "z_mse_bg": float(F.mse_loss(codes[:, :z_dim], z)),
         "mask_iou": float(iou.mean()),
     }
-
-
-def _fraction(done: int, elapsed: float, budget_s: float | None, steps: int | None) -> float:
-    parts = []
-    if budget_s is not None:
-        parts.append(elapsed / budget_s if budget_s > 0 else 1.0)
-    if steps is not None:
-        parts.append(done / steps if steps > 0 else 1.0)
-    return min(1.0, max(parts))
-
-
-def _eta(done: int, active: float, rate: float, budget_s: float | None, steps: int | None) -> float | None:
-    etas = []
-    if budget_s is not None:
-        etas.append(max(0.0, budget_s - active))
-    if steps is not None and rate > 0:
-        etas.append(max(0, steps - done) / rate)
-    return min(etas) if etas else None
 
 
 __all__ = ["add_encoder_stage", "encoder_stage", "enabled", "train_encoder", "build_segmenter",

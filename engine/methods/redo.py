@@ -55,11 +55,11 @@ from engine.events import (
     WarningEvent,
 )
 from engine.nets.redo_nets import Critic, MaskNet, MaskNetConfig, RegionGenerator, orthogonal_init
-from engine.run_folder import RunFolder
-from engine.train import checkpoint as ckpt
-from engine.train.checkpoint import CheckpointError
-from engine.train.metrics_log import MetricsLog
-from engine.train.previews import write_grid
+from engine.runs import checkpoint as ckpt
+from engine.runs.checkpoint import CheckpointError
+from engine.runs.folder import RunFolder
+from engine.runs.metrics_log import MetricsLog
+from engine.runs.previews import write_grid
 
 log = logging.getLogger(__name__)
 

@@ -26,11 +26,11 @@ from engine.control import RunControl
 from engine.data import ImageCache, square_resize, to_tensor
 from engine.events import Event, PhaseChanged, Progress, WarningEvent
 from engine.nets.unet import UNet, UNetConfig
+from engine.parallel import distributed
 from engine.segmenter.fit import Sampler, fit_unet
 from engine.segmenter.grabcut_cache import cache_key, compute_one, load_cached
 from engine.segmenter.model import SegmenterLoadError, load_segmenter, save_segmenter
 from engine.segmenter.pairs import filter_pairs
-from engine.train import distributed
 from engine.worker_pool import background_pool
 
 log = logging.getLogger(__name__)

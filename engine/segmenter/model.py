@@ -68,7 +68,7 @@ def load_segmenter(
     except FileNotFoundError as exc:
         raise SegmenterLoadError(f"{path}: no such file") from exc
     except Exception as exc:
-        from engine.train.checkpoint import code_refusal
+        from engine.safeload import code_refusal
 
         refused = code_refusal(path, exc)  # a pickle with code in it: say so, never "retry unsafely"
         raise SegmenterLoadError(refused or f"{path}: not a readable segmenter file ({exc})") from exc

@@ -1,17 +1,11 @@
-"""Preview grids: one column per fixed latent code, rows background / foreground / mask / composite."""
+"""A layered GAN's sample as the arrays of a ``Preview`` event (``engine.runs.previews`` draws them)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import cv2
 import numpy as np
 
-from engine.atomic import write_bytes
 from engine.data import to_uint8
 from engine.methods import Sample
-
-GAP = 2
 
 
 def sample_arrays(sample: Sample) -> dict[str, np.ndarray]:
@@ -22,25 +16,3 @@ def sample_arrays(sample: Sample) -> dict[str, np.ndarray]:
         "mask": to_uint8(sample.mask * 2 - 1),
         "composite": to_uint8(sample.composite),
     }
-
-
-def grid(arrays: dict[str, np.ndarray]) -> np.ndarray:
-    rows = [
-        arrays["background"],
-        arrays["foreground"],
-        np.repeat(arrays["mask"][..., None], 3, axis=-1),
-        arrays["composite"],
-    ]
-    n, h, w, _ = rows[0].shape
-    out = np.full((4 * h + 3 * GAP, n * w + (n - 1) * GAP, 3), 255, np.uint8)
-    for r, row in enumerate(rows):
-        for c in range(n):
-            out[r * (h + GAP) : r * (h + GAP) + h, c * (w + GAP) : c * (w + GAP) + w] = row[c]
-    return out
-
-
-def write_grid(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    ok, png = cv2.imencode(".png", cv2.cvtColor(grid(arrays), cv2.COLOR_RGB2BGR))
-    if not ok:
-        raise RuntimeError(f"could not encode preview {path}")
-    write_bytes(path, png.tobytes())

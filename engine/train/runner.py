@@ -49,13 +49,15 @@ from engine.events import (
     WarningEvent,
 )
 from engine.methods import LayeredGan, build_method, perturbgan_encoder
-from engine.run_folder import RunFolder
-from engine.train import checkpoint as ckpt
-from engine.train import distributed, pair_sources
-from engine.train.checkpoint import CheckpointError
+from engine.parallel import distributed
+from engine.runs import checkpoint as ckpt
+from engine.runs.checkpoint import CheckpointError
+from engine.runs.folder import RunFolder
+from engine.runs.metrics_log import MetricsLog
+from engine.runs.previews import write_grid
+from engine.train import pair_sources
 from engine.train.collapse import MaskStats, Verdict, check, mask_stats, non_finite
-from engine.train.metrics_log import MetricsLog
-from engine.train.previews import sample_arrays, write_grid
+from engine.train.previews import sample_arrays
 from engine.train.size_floor import SizeFloor, size_floor
 
 log = logging.getLogger(__name__)

@@ -88,8 +88,8 @@ def ddp_run(tmp_path, tiny_demo_folder):
 
 
 def test_ddp_run_opens_in_the_app(make_window, ddp_run, qtbot):
+    from engine.runs import checkpoint as ckpt
     from engine.segmenter.model import load_segmenter
-    from engine.train import checkpoint as ckpt
 
     found = ckpt.list_checkpoints(ddp_run)
     assert found and ckpt.load(found[-1])["step"] > 0

@@ -26,7 +26,7 @@ from engine.atomic import DiskFullError, write_bytes
 from engine.control import RunControl
 from engine.events import CheckpointSaved, Failed, Finished
 from engine.export.masks import ExportOptions, export_masks
-from engine.train import checkpoint as ckpt
+from engine.runs import checkpoint as ckpt
 from engine.train.runner import train
 
 

@@ -38,7 +38,7 @@ def test_check_run_dir_finds_a_torn_checkpoint(tmp_path):
     """The checker itself: a truncated checkpoint or PNG is reported, a temp file only listed."""
     import torch
 
-    from engine.train import checkpoint as ckpt
+    from engine.runs import checkpoint as ckpt
 
     loop = crash_loop()
     run = tmp_path / "run"
@@ -81,7 +81,7 @@ def test_resume_after_the_prior_was_saved_but_before_any_checkpoint(tiny_demo_fo
 
     from engine.config import RunConfig
     from engine.events import PhaseChanged
-    from engine.train import checkpoint as ckpt
+    from engine.runs import checkpoint as ckpt
     from engine.train.runner import train
 
     loop = crash_loop()

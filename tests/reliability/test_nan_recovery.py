@@ -14,7 +14,7 @@ from engine.control import RunControl
 from engine.events import CheckpointSaved, Failed, Finished, WarningEvent
 from engine.methods.base import LayeredGan
 from engine.methods.ilgan import IlGan
-from engine.train import checkpoint as ckpt
+from engine.runs import checkpoint as ckpt
 from engine.train.runner import train
 
 LR_G, LR_D = IlganConfig().lr_g, IlganConfig().lr_d

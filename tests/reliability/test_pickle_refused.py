@@ -15,8 +15,8 @@ from train_helpers import run_all, tiny_config
 
 from engine.events import Failed
 from engine.nets.unet import UNet, UNetConfig
+from engine.runs import checkpoint as ckpt
 from engine.segmenter.model import SegmenterLoadError, load_segmenter, save_segmenter
-from engine.train import checkpoint as ckpt
 
 
 class Payload:

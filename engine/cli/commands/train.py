@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from engine.config import LatentDirSettings, PerturbGanConfig, PipelineConfig, RunConfig
-    from engine.train import distributed
+    from engine.parallel import distributed
 
     if not args.folder.is_dir():
         raise CliError(f"not a folder: {args.folder}")
@@ -99,7 +99,7 @@ def consume(config: object, resume: bool, out: TextIO) -> int:
         Started,
         WarningEvent,
     )
-    from engine.train import distributed
+    from engine.parallel import distributed
     from engine.train.runner import train
 
     rank = distributed.env_rank()

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import pickle
 import random
 import re
 from pathlib import Path
@@ -19,13 +18,13 @@ import numpy as np
 import torch
 
 from engine.atomic import write_with
+from engine.safeload import code_refusal
 
 log = logging.getLogger(__name__)
 
 SCHEMA = 1
 KIND = "peel-run"
 _NAME = re.compile(r"^step-(\d{7,})\.pt$")
-_GLOBAL = re.compile(r"GLOBAL ([\w.]+)")
 
 
 class CheckpointError(Exception):
@@ -83,25 +82,6 @@ def _listify(value: Any) -> Any:
 
 def save(path: Path, payload: dict[str, Any]) -> None:
     write_with(path, lambda fh: torch.save({"schema": SCHEMA, "kind": KIND, **payload}, fh))
-
-
-def code_refusal(path: str | Path, exc: BaseException) -> str | None:
-    """The user's message when ``torch.load(..., weights_only=True)`` refused a pickle that
-    would import or call something (a file from elsewhere that may run code), else None.
-
-    torch's own message suggests ``weights_only=False``, which is exactly what must not be done
-    with a file of unknown origin, so it is not shown as is.
-    """
-    text = str(exc)
-    if not isinstance(exc, pickle.UnpicklingError) or "weights only load failed" not in text.lower():
-        return None
-    found = _GLOBAL.search(text)
-    what = f" ({found.group(1)})" if found else ""
-    return (
-        f"{path} was refused: besides weights it holds Python code that would run when "
-        f"loaded{what}. Peel loads weights only; a file from Peel never holds code, so this one "
-        "was made or changed elsewhere. Do not use it unless you know where it came from"
-    )
 
 
 def load(path: Path) -> dict[str, Any]:

@@ -73,7 +73,7 @@ class RunFolder:
 
     def step_checkpoints(self) -> list[Path]:
         """Rolling ``step-*.pt`` checkpoints, oldest first (not good.pt, not half-written temps)."""
-        from engine.train.checkpoint import list_checkpoints
+        from engine.runs.checkpoint import list_checkpoints
 
         return list_checkpoints(self.path)
 

@@ -1,0 +1,158 @@
+"""The one step loop: a ``Budget`` (minutes or steps, a clock that excludes pauses) and
+``run_steps``, which drives a step function under it and reports at one cadence.
+
+Before this module each trainer (the UNet fit, PerturbGAN's encoder, the latent-direction search,
+...) had its own budget clock, pause clock, fraction, ETA and reporting cadence, and they drifted
+apart. Now a loop is "a step function + a Budget": ``run_steps`` honours pause / stop at step
+boundaries (under torchrun all ranks agree), judges the budget on rank 0's clock, and yields
+averaged ``Losses`` and a ``Progress`` every ``report_every_s`` seconds and at the end.
+
+``Budget`` is a deadline that can be asked where it stands (``remaining_s``, ``fraction``,
+``eta_s``), pauses excluded, so that a planner can share a run's time between its stages.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Generator
+from dataclasses import dataclass, field
+
+from engine.control import RunControl
+from engine.events import Event, Losses, Progress
+from engine.parallel import distributed
+
+log = logging.getLogger(__name__)
+
+REPORT_EVERY_S = 1.0
+
+
+@dataclass
+class Budget:
+    """At most ``seconds`` of training time or ``steps`` steps (either or both; at least one).
+
+    ``elapsed_s`` counts training time only: ``pause()`` / ``resume()`` bracket the time a run
+    is held, which never counts. ``done`` counts steps taken under this budget.
+    """
+
+    seconds: float | None = None
+    steps: int | None = None
+    done: int = 0
+    _spent: float = 0.0  # training seconds before the current running stretch
+    _since: float | None = field(default=None, repr=False)  # start of the running stretch
+
+    def __post_init__(self) -> None:
+        if self.seconds is None and self.steps is None:
+            raise ValueError("a budget needs a time limit, a step count, or both")
+
+    def start(self) -> None:
+        if self._since is None:
+            self._since = time.perf_counter()
+
+    def pause(self) -> None:
+        if self._since is not None:
+            self._spent += time.perf_counter() - self._since
+            self._since = None
+
+    resume = start
+
+    @property
+    def elapsed_s(self) -> float:
+        running = time.perf_counter() - self._since if self._since is not None else 0.0
+        return self._spent + running
+
+    def step_done(self, n: int = 1) -> None:
+        self.done += n
+
+    @property
+    def rate(self) -> float:
+        """Steps per training second so far (0 before the first step)."""
+        elapsed = self.elapsed_s
+        return self.done / elapsed if elapsed > 0 else 0.0
+
+    def fraction(self) -> float:
+        """How much of the budget is used, in [0, 1]: the larger of the time and step shares."""
+        parts = []
+        if self.seconds is not None:
+            parts.append(self.elapsed_s / self.seconds if self.seconds > 0 else 1.0)
+        if self.steps is not None:
+            parts.append(self.done / self.steps if self.steps > 0 else 1.0)
+        return min(1.0, max(parts))
+
+    def remaining_s(self) -> float | None:
+        """Training seconds left under the time limit; None for a step budget."""
+        return None if self.seconds is None else max(0.0, self.seconds - self.elapsed_s)
+
+    def eta_s(self) -> float | None:
+        """Expected training seconds to the end (pauses excluded); None before any rate."""
+        etas = []
+        if self.seconds is not None:
+            etas.append(max(0.0, self.seconds - self.elapsed_s))
+        rate = self.rate
+        if self.steps is not None and rate > 0:
+            etas.append(max(0, self.steps - self.done) / rate)
+        return min(etas) if etas else None
+
+    def spent(self) -> bool:
+        """Whether the budget is used up, as rank 0 judges it (every rank gets the same answer)."""
+        return distributed.main_value(self.fraction()) >= 1.0
+
+
+StepFn = Callable[[float], dict[str, float]]
+
+
+def run_steps(
+    step_fn: StepFn,
+    budget: Budget,
+    control: RunControl,
+    phase: str,
+    step0: int,
+    report_every_s: float = REPORT_EVERY_S,
+) -> Generator[Event, None, int]:
+    """Call ``step_fn(fraction)`` until the budget is spent or a stop is agreed.
+
+    ``fraction`` is the budget's share used before the step (for schedules such as a cosine
+    learning rate). ``step_fn`` returns the step's losses as floats; their averages since the last
+    report go out as ``Losses``, with a ``Progress``, at step ``step0 + budget.done``. Returns the
+    number of steps taken.
+    """
+    sums: dict[str, float] = {}
+    n_sum = 0
+    last_report = budget.elapsed_s
+    budget.start()
+
+    def report() -> Generator[Event, None, None]:
+        nonlocal sums, n_sum, last_report
+        step = step0 + budget.done
+        yield Losses(step=step, phase=phase, values={k: v / n_sum for k, v in sums.items()})
+        yield Progress(step=step, phase=phase, steps_per_s=budget.rate,
+                       elapsed_s=budget.elapsed_s, eta_s=budget.eta_s(),
+                       fraction=budget.fraction())
+        sums, n_sum, last_report = {}, 0, budget.elapsed_s
+
+    try:
+        while True:
+            frac = distributed.main_value(budget.fraction())
+            if frac >= 1.0:
+                break
+            if control.paused:
+                log.info("%s: paused", phase)
+                budget.pause()
+                control.wait_if_paused()
+                budget.resume()
+            if distributed.stop_agreed(control):
+                log.info("%s: stop requested after %d steps", phase, budget.done)
+                break
+            values = step_fn(frac)
+            budget.step_done()
+            for k, v in values.items():
+                sums[k] = sums.get(k, 0.0) + v
+            n_sum += 1
+            if budget.elapsed_s - last_report >= report_every_s or budget.fraction() >= 1.0:
+                yield from report()
+        if n_sum:  # stopped between reports: still show where it ended
+            yield from report()
+    finally:
+        budget.pause()
+    log.info("%s: %d steps in %.1f s", phase, budget.done, budget.elapsed_s)
+    return budget.done
