@@ -8,7 +8,7 @@ from train_helpers import run_all, tiny_config
 from engine.config import GuardConfig
 from engine.events import Failed, Finished, WarningEvent
 from engine.methods.base import LayeredGan
-from engine.train import runner
+from engine.train import gan_stage
 from engine.train.collapse import MaskStats, check, mask_stats, non_finite
 
 GUARD = GuardConfig(grace_steps=100)
@@ -62,7 +62,7 @@ def test_collapse_restores_the_good_checkpoint_then_fails(tiny_demo_folder, tmp_
         calls["n"] += 1
         return HEALTHY if calls["n"] == 1 else MaskStats(0.0, 1.0, 0.0, 0.0)
 
-    monkeypatch.setattr(runner, "stats_of", fake_stats)
+    monkeypatch.setattr(gan_stage, "stats_of", fake_stats)
     cfg = tiny_config(tiny_demo_folder, tmp_path / "run", steps=50, guard=GuardConfig(grace_steps=0))
     events = run_all(cfg)
     warnings = [e for e in events if isinstance(e, WarningEvent) and e.kind == "collapse"]

@@ -8,9 +8,13 @@ import pytest
 from train_helpers import run_all, tiny_config
 
 from engine.config import PipelineConfig
+from engine.control import RunControl
 from engine.events import Failed, Finished, WarningEvent
+from engine.methods import build_method
 from engine.segmenter.model import load_segmenter
-from engine.train import pair_sources, runner
+from engine.train import pair_sources, segmenter_stages
+from engine.train.context import StageContext
+from engine.train.segmenter_stages import choose_pair_source
 
 PIPE = PipelineConfig(bootstrap=False, segmenter=True, rounds=1, segmenter_steps=2,
                       segmenter_batch=4, round_gan_fraction=0.5, min_agreement=0.5)
@@ -27,8 +31,8 @@ def _sources(run_dir):
 def test_round_uses_generated_pairs_only_when_the_judge_agrees_and_masks_vary(
     tiny_demo_folder, tmp_path, monkeypatch, agreement, same, trusted
 ):
-    monkeypatch.setattr(runner._Run, "_agreement_with", lambda self, judge: agreement)
-    monkeypatch.setattr(runner._Run, "_mask_sameness", lambda self: same)
+    monkeypatch.setattr(segmenter_stages, "measure_agreement", lambda ctx, judge: agreement)
+    monkeypatch.setattr(segmenter_stages, "measure_sameness", lambda ctx: same)
     cfg = tiny_config(tiny_demo_folder, tmp_path / "run", steps=4, pipeline=PIPE)
     events = run_all(cfg)
     assert not [e.error for e in events if isinstance(e, Failed)]
@@ -49,9 +53,8 @@ def test_agreement_is_the_iou_between_judge_and_generator_masks(tiny_demo_folder
     import torch
 
     cfg = tiny_config(tiny_demo_folder, tmp_path / "run", steps=1, pipeline=PIPE)
-    run = runner._Run(cfg, runner.RunControl())
-    run.device = torch.device("cpu")
-    run.method = runner.build_method(cfg, run.device)
+    run = StageContext(cfg, RunControl())
+    run.method = build_method(cfg, run.device)
 
     captured = {}
 
@@ -67,8 +70,8 @@ def test_agreement_is_the_iou_between_judge_and_generator_masks(tiny_demo_folder
         return original(codes, ema)
 
     run.method.sample = spy  # type: ignore[method-assign]
-    assert run._agreement_with(copying_judge) == pytest.approx(1.0)
-    blind = run._agreement_with(lambda x: torch.full_like(x[:, :1], -10.0))
+    assert segmenter_stages.measure_agreement(run, copying_judge) == pytest.approx(1.0)
+    blind = segmenter_stages.measure_agreement(run, lambda x: torch.full_like(x[:, :1], -10.0))
     masks = original(captured["codes"]).mask > 0.5
     empty_share = float((masks.flatten(1).sum(1) == 0).float().mean())
     assert blind == pytest.approx(empty_share)
@@ -86,3 +89,14 @@ def test_sameness_tells_one_repeated_box_from_varied_objects():
         varied[i, :, y : y + 6, x : x + 6] = 1.0
     # No pixel is object in most masks: the majority mask is empty, each IoU with it is 0.
     assert pair_sources.sameness(varied) == pytest.approx(0.0)
+
+
+def test_pair_source_decision_is_a_function_of_the_measurements():
+    """No teacher: the generator's pairs; else only when the judge agrees and masks vary."""
+    assert choose_pair_source(False, None, 1.0, PIPE).generated
+    trusted = choose_pair_source(True, 0.9, 0.4, PIPE)
+    assert trusted.generated and trusted.warning is None and "agreement 0.90" in trusted.detail
+    disagree = choose_pair_source(True, 0.1, 0.4, PIPE)
+    assert not disagree.generated and "disagree with the label-free prior" in disagree.warning
+    box = choose_pair_source(True, 0.9, 0.95, PIPE)
+    assert not box.generated and "one shape for every latent code" in box.warning

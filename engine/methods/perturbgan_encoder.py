@@ -92,8 +92,9 @@ def add_encoder_stage(config: RunConfig, stages: list[Any]) -> list[Any]:
 def encoder_stage(run: Any, stage: _StageLike) -> Generator[Event, None, None]:
     """The runner's encoder stage: train E on the run's EMA generator, write ``segmenter.pt``.
 
-    ``run`` is the runner's ``_Run`` (method, dataset, device, control, step, run_dir, config,
-    metrics); only those attributes are read.
+    ``run`` is the pipeline's public ``engine.train.context.StageContext`` (method, dataset,
+    device, control, step, seed, run_dir, config, metrics); only those are read. It is typed
+    ``Any`` here because methods sit below the trainer (import contract).
     """
     cfg: RunConfig = run.config
     enc = cfg.perturbgan.encoder

@@ -1,0 +1,201 @@
+"""The segmenter stages of the layered-GAN pipeline: the bootstrap prior and the UNet fits.
+
+A segmenter stage fits the run's UNet on the generator's (composite, mask) pairs when the
+label-free judge trusts them, else on the user's photos labelled by the current segmenter
+(``choose_pair_source`` decides, a pure function). Each fit replaces ``segmenter.pt`` through
+the run folder and keeps a per-stage copy, so a resumed run restarts a stage from the previous
+stage's segmenter (``load_stage_segmenter``).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Generator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from engine.config import PipelineConfig
+from engine.events import Event, PhaseChanged, WarningEvent
+from engine.parallel import distributed
+from engine.train import pair_sources
+from engine.train.context import StageContext
+from engine.train.plan import Stage
+
+
+@dataclass(frozen=True)
+class PairSource:
+    """Where a segmenter stage's training pairs come from, and what the user is told."""
+
+    generated: bool  # the generator's pairs are used (mixed with labelled photos if any)
+    detail: str
+    warning: str | None = None
+
+
+def choose_pair_source(
+    has_teacher: bool, agreement: float | None, sameness: float, pipe: PipelineConfig
+) -> PairSource:
+    """Trust the generator's pairs only when the label-free judge agrees with its masks and the
+    masks are not one shape for every latent code (pure: measured inputs in, decision out)."""
+    if not has_teacher:
+        return PairSource(True, "generated pairs")
+    if agreement is not None and agreement >= pipe.min_agreement and sameness <= pipe.max_sameness:
+        detail = (f"generated pairs + labelled photos (agreement {agreement:.2f})"
+                  if pipe.real_mix > 0 else f"generated pairs (agreement {agreement:.2f})")
+        return PairSource(True, detail)
+    shown = "n/a" if agreement is None else f"{agreement:.2f}"
+    why = (
+        f"disagree with the label-free prior (IoU {shown} < {pipe.min_agreement:.2f})"
+        if agreement is None or agreement < pipe.min_agreement
+        else f"are one shape for every latent code (sameness {sameness:.2f} > "
+        f"{pipe.max_sameness:.2f}: a box, not objects)"
+    )
+    return PairSource(
+        False, f"labelled photos only (agreement {shown}, sameness {sameness:.2f})",
+        f"the generator's masks {why}, so its pairs are not used this time; "
+        "the segmenter keeps learning from the prior's masks of your photos",
+    )
+
+
+def bootstrap_stage(ctx: StageContext, stage: Stage) -> Generator[Event, None, None]:
+    from engine.segmenter.bootstrap import bootstrap_prior
+
+    budget, steps = stage.budget_s or ctx.config.pipeline.bootstrap_s, None
+    if ctx.config.steps is not None:
+        # --steps runs count work, never time, so that they are reproducible and a killed
+        # run resumes to the same weights: GrabCut covers the whole folder (its masks are
+        # cached for resumes) and the prior trains for ``segmenter_steps``.
+        budget, steps = math.inf, ctx.config.pipeline.segmenter_steps
+    # bootstrap_prior writes (and on resume reuses) RUN_DIR/bootstrap/prior.pt itctx.
+    prior = yield from bootstrap_prior(
+        ctx.dataset.cache, ctx.run_dir, ctx.config.size, ctx.device,
+        budget, ctx.control, ctx.step, steps=steps,
+    )
+    if not ctx.control.stop_requested:
+        ctx.segmenter = ctx.prior = prior
+
+
+def segmenter_stage(ctx: StageContext, stage: Stage) -> Generator[Event, None, None]:
+    """Fit the run's segmenter on the generator's pairs, checked against the label-free prior.
+
+    Without labels nothing says whether the GAN put the object in the foreground layer, but
+    the bootstrap prior (trained on the real photos) gives a second opinion: on a composite
+    whose layers are right, the prior finds the object where the mask is. When the two agree
+    (IoU >= ``pipeline.min_agreement``) the segmenter learns from generated pairs mixed with
+    real photos labelled by the prior; when they do not, generated pairs would teach it the
+    wrong layer (measured on horses: IoU 0.06), so it learns from the real photos alone and
+    the user is told (``choose_pair_source``). The net starts from the previous segmenter so
+    rounds accumulate.
+    """
+    import copy
+
+    from engine.nets.unet import UNet
+    from engine.segmenter.bootstrap import prior_config
+    from engine.segmenter.fit import fit_unet
+
+    pipe = ctx.config.pipeline
+    teacher = ctx.segmenter
+    judge = ctx.prior if ctx.prior is not None else teacher
+    agreement = measure_agreement(ctx, judge) if judge is not None else None
+    sameness = measure_sameness(ctx)
+    t_stage = time.perf_counter()
+    photos = (yield from photo_pairs(ctx, teacher, stage)) if teacher is not None else None
+    if distributed.stop_agreed(ctx.control):
+        return
+    source = choose_pair_source(teacher is not None, agreement, sameness, pipe)
+    ctx.metrics.append({"step": ctx.step, "event": "segmenter-source", "stage": stage.name,
+                        "agreement": agreement, "sameness": sameness,
+                        "gan_pairs": source.generated})
+    if teacher is None:
+        sampler = pair_sources.generated_pairs(ctx.method)
+    elif source.generated:
+        assert photos is not None
+        sampler = pair_sources.mixed(pair_sources.generated_pairs(ctx.method), photos,
+                                     pipe.real_mix)
+    else:
+        assert photos is not None
+        sampler = photos
+    if source.warning is not None:
+        yield WarningEvent(ctx.step, f"{stage.name}: {source.warning}", kind="layers")
+    detail = source.detail
+    yield PhaseChanged(ctx.step, stage.name, detail)
+    if teacher is not None and isinstance(teacher, UNet) and teacher.config == prior_config():
+        start = copy.deepcopy(teacher).train().requires_grad_(True)
+    else:
+        start = UNet(prior_config())
+    steps = None if stage.budget_s is not None else pipe.segmenter_steps
+    budget = stage.budget_s
+    if budget is not None:  # relabelling came out of this stage's time; fitting keeps half
+        budget = max(budget - (time.perf_counter() - t_stage), budget / 2)
+    unet = yield from fit_unet(
+        sampler, start, ctx.device, budget, steps,
+        pipe.segmenter_batch, ctx.control, stage.name, ctx.step,
+    )
+    if ctx.control.stop_requested:
+        return
+    unet.eval().requires_grad_(False)
+    if distributed.is_main():
+        # The stage's own copy first: a run killed after segmenter.pt is replaced but before
+        # the stage's checkpoint redoes this stage, and must start it from the previous
+        # stage's segmenter, not from this one (see load_stage_segmenter).
+        ctx.folder.write_segmenter(
+            unet, ctx.config.size, ctx.config.method, Path(ctx.config.folder).name,
+            stage=stage.name)
+    ctx.segmenter = unet
+
+
+def measure_agreement(ctx: StageContext, judge: Any) -> float:
+    """IoU between the judge's masks of generated composites and the generator's own."""
+    assert ctx.method is not None
+    return pair_sources.agreement(ctx.method, judge, ctx.seed + 7)
+
+
+def measure_sameness(ctx: StageContext) -> float:
+    """How much the generator's masks are one shape whatever the code (1: a fixed box)."""
+    assert ctx.method is not None
+    return pair_sources.generated_sameness(ctx.method, ctx.seed + 13)
+
+
+def photo_pairs(ctx: StageContext, teacher: Any, stage: Stage) -> Generator[Event, None, pair_sources.Sampler]:
+    """The user's photos labelled by ``teacher``; GrabCut-refined when the pipeline says so."""
+    if ctx.config.pipeline.refine_labels:
+        from engine.segmenter.bootstrap import make_sampler
+        from engine.segmenter.relabel import refined_labels
+
+        labels = None
+        if distributed.is_main():  # under torchrun rank 0 refines, the others receive it
+            labels = yield from refined_labels(ctx.dataset.cache, teacher, ctx.config.size,
+                                               ctx.device, ctx.control, stage.name, ctx.step)
+        labels = distributed.broadcast_object(labels)
+        if labels is not None:
+            return make_sampler(*labels, ctx.config.size, seed=ctx.seed + 11)
+    return pair_sources.labelled_photos(ctx.dataset, teacher, ctx.device, ctx.seed + 11)
+
+
+def load_stage_segmenter(ctx: StageContext) -> None:
+    """After a resume: the segmenter the current stage uses for L_bg (prior or latest fit)."""
+    from engine.segmenter.model import load_segmenter
+
+    done = {s.kind for s in ctx.stages[: ctx.stage_index]}
+    fitted = [s.name for s in ctx.stages[: ctx.stage_index] if s.kind == "segmenter"]
+    path = None
+    if fitted and ctx.folder.stage_segmenter_path(fitted[-1]).exists():
+        path = ctx.folder.stage_segmenter_path(fitted[-1])
+    elif "segmenter" in done and (ctx.run_dir / "segmenter.pt").exists():
+        path = ctx.run_dir / "segmenter.pt"  # a run from before the per-stage copies
+    elif "bootstrap" in done and ctx.folder.prior_path.exists():
+        path = ctx.folder.prior_path
+    # Building a net draws its random init from the global RNG, which the checkpoint has just
+    # restored: fork it so that a resumed run draws what the uninterrupted one would. And
+    # channels_last, as fit_unet left the nets in the run that trained them: conv kernels
+    # differ by memory format in the last bit, which a GAN amplifies into other weights.
+    with torch.random.fork_rng(devices=[]):
+        if path is not None:
+            ctx.segmenter = load_segmenter(path, ctx.device)[0].to(
+                memory_format=torch.channels_last)
+        if "bootstrap" in done and ctx.folder.prior_path.exists():
+            ctx.prior = load_segmenter(ctx.folder.prior_path, ctx.device)[0].to(
+                memory_format=torch.channels_last)
