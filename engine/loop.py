@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 
 from engine.control import RunControl
@@ -44,6 +44,12 @@ class Budget:
     def __post_init__(self) -> None:
         if self.seconds is None and self.steps is None:
             raise ValueError("a budget needs a time limit, a step count, or both")
+
+    @classmethod
+    def resumed(cls, seconds: float | None, steps: int | None, done: int,
+                elapsed_s: float) -> Budget:
+        """A budget already partly used: a resumed run continues its clock and step count."""
+        return cls(seconds, steps, done=done, _spent=elapsed_s)
 
     def start(self) -> None:
         if self._since is None:
@@ -99,6 +105,8 @@ class Budget:
 
 
 StepFn = Callable[[float], dict[str, float]]
+OnReport = Callable[[int, dict[str, float]], Iterator[Event]]
+AfterStep = Callable[[int], Generator[Event, None, bool]]
 
 
 def run_steps(
@@ -108,27 +116,46 @@ def run_steps(
     phase: str,
     step0: int,
     report_every_s: float = REPORT_EVERY_S,
+    *,
+    report_every: int | None = None,
+    on_report: OnReport | None = None,
+    after_step: AfterStep | None = None,
 ) -> Generator[Event, None, int]:
     """Call ``step_fn(fraction)`` until the budget is spent or a stop is agreed.
 
     ``fraction`` is the budget's share used before the step (for schedules such as a cosine
     learning rate). ``step_fn`` returns the step's losses as floats; their averages since the last
-    report go out as ``Losses``, with a ``Progress``, at step ``step0 + budget.done``. Returns the
-    number of steps taken.
+    report go out as ``Losses``, with a ``Progress``, at the global step ``step0 + budget.done``:
+    every ``report_every_s`` training seconds, or with ``report_every`` at each multiple of that
+    many global steps, and when the budget is spent. ``on_report(step, averages)`` runs after each
+    report (a trainer's metrics log, its non-finite check). ``after_step(step)`` runs after every
+    step (previews, checkpoints, a restart rule); it may change ``budget.done`` and returns True
+    when it restarted the training, which drops the averages gathered so far. Returns the number
+    of steps taken under the budget.
     """
     sums: dict[str, float] = {}
     n_sum = 0
     last_report = budget.elapsed_s
     budget.start()
 
+    def due() -> bool:
+        if budget.fraction() >= 1.0:
+            return True
+        if report_every is not None:
+            return (step0 + budget.done) % report_every == 0
+        return budget.elapsed_s - last_report >= report_every_s
+
     def report() -> Generator[Event, None, None]:
         nonlocal sums, n_sum, last_report
         step = step0 + budget.done
-        yield Losses(step=step, phase=phase, values={k: v / n_sum for k, v in sums.items()})
+        values = {k: v / n_sum for k, v in sums.items()}
+        yield Losses(step=step, phase=phase, values=values)
         yield Progress(step=step, phase=phase, steps_per_s=budget.rate,
                        elapsed_s=budget.elapsed_s, eta_s=budget.eta_s(),
                        fraction=budget.fraction())
         sums, n_sum, last_report = {}, 0, budget.elapsed_s
+        if on_report is not None:
+            yield from on_report(step, values)
 
     try:
         while True:
@@ -148,9 +175,11 @@ def run_steps(
             for k, v in values.items():
                 sums[k] = sums.get(k, 0.0) + v
             n_sum += 1
-            if budget.elapsed_s - last_report >= report_every_s or budget.fraction() >= 1.0:
+            if due():
                 yield from report()
-        if n_sum:  # stopped between reports: still show where it ended
+            if after_step is not None and (yield from after_step(step0 + budget.done)):
+                sums, n_sum = {}, 0
+        if n_sum and report_every is None:  # stopped between reports: still show where it ended
             yield from report()
     finally:
         budget.pause()

@@ -26,7 +26,6 @@ import json
 import logging
 import math
 import random
-import time
 import traceback
 from collections.abc import Generator, Iterator
 from dataclasses import asdict, dataclass, fields
@@ -47,13 +46,12 @@ from engine.events import (
     Event,
     Failed,
     Finished,
-    Losses,
     PhaseChanged,
     Preview,
-    Progress,
     Started,
     WarningEvent,
 )
+from engine.loop import Budget, run_steps
 from engine.nets.redo_nets import Critic, MaskNet, MaskNetConfig, RegionGenerator, orthogonal_init
 from engine.runs import checkpoint as ckpt
 from engine.runs.checkpoint import CheckpointError
@@ -352,69 +350,41 @@ class _RedoRun:
         found = ckpt.list_checkpoints(self.run_dir)
         return ckpt.load(found[-1]) if found else None
 
-    def _done(self) -> bool:
-        cfg = self.config
-        if cfg.steps is not None:
-            return self.step >= cfg.steps
-        return self.elapsed >= (cfg.minutes or 0.0) * 60
-
     def _train(self) -> Generator[Event, None, None]:
         cfg = self.config
-        start = time.perf_counter() - self.elapsed
-        window_t, window_step = time.perf_counter(), self.step
-        sums: dict[str, float] = {}
-        count = 0
-        while not self._done():
-            if self.control.paused:
-                paused_at = time.perf_counter()
-                stop = self.control.wait_if_paused()
-                start += time.perf_counter() - paused_at
-                window_t += time.perf_counter() - paused_at
-                if stop:
-                    break
-            if self.control.stop_requested:
-                break
+        seconds = cfg.minutes * 60 if cfg.minutes is not None else None
+        budget = Budget.resumed(seconds, cfg.steps, done=self.step, elapsed_s=self.elapsed)
+
+        def step(frac: float) -> dict[str, float]:
             batches = [self.dataset.sample_batch(cfg.batch, self.data_rng) for _ in range(3)]
-            losses = self.model.step(*batches)
-            self.step += 1
-            self.elapsed = time.perf_counter() - start
-            for k, v in losses.items():
-                sums[k] = sums.get(k, 0.0) + v
-            count += 1
-            if self.step % cfg.log_every == 0 or self._done():
-                now = time.perf_counter()
-                rate = (self.step - window_step) / max(now - window_t, 1e-9)
-                window_t, window_step = now, self.step
-                values = {k: v / count for k, v in sums.items()}
-                sums, count = {}, 0
-                if not all(math.isfinite(v) for v in values.values()):
-                    raise RedoError(f"losses became non-finite at step {self.step}: {values}")
-                self.metrics.append({"step": self.step, "phase": METHOD,
-                                     "time": round(self.elapsed, 2), **values})
-                yield Losses(self.step, METHOD, values)
-                yield self._progress(rate)
-            if self.step % cfg.restart_every == 0 and self.step <= cfg.restart_until:
+            return self.model.step(*batches)
+
+        def on_report(step: int, values: dict[str, float]) -> Iterator[Event]:
+            self.step, self.elapsed = step, budget.elapsed_s
+            if not all(math.isfinite(v) for v in values.values()):
+                raise RedoError(f"losses became non-finite at step {step}: {values}")
+            self.metrics.append({"step": step, "phase": METHOD,
+                                 "time": round(self.elapsed, 2), **values})
+            return iter(())
+
+        def after_step(step: int) -> Generator[Event, None, bool]:
+            self.step, self.elapsed = step, budget.elapsed_s
+            if step % cfg.restart_every == 0 and step <= cfg.restart_until:
                 restarted = yield from self._collapse_rule()
-                if restarted:
-                    start = time.perf_counter() - self.elapsed
-                    sums, count = {}, 0
-                    continue
-            if self.step % cfg.preview_every == 0:
+                if restarted:  # everything starts again from step 0; the clock runs on
+                    budget.done = self.step
+                    return True
+            if step % cfg.preview_every == 0:
                 yield self._preview()
-            if self.step % cfg.checkpoint_every == 0:
+            if step % cfg.checkpoint_every == 0:
                 yield self._checkpoint()
+            return False
+
+        yield from run_steps(step, budget, self.control, METHOD, 0, report_every=cfg.log_every,
+                             on_report=on_report, after_step=after_step)
+        self.step, self.elapsed = budget.done, budget.elapsed_s
         if self.step % cfg.preview_every != 0 or self.step == 0:
             yield self._preview()
-
-    def _progress(self, rate: float) -> Progress:
-        cfg = self.config
-        if cfg.steps is not None:
-            remaining = cfg.steps - self.step
-            return Progress(self.step, METHOD, rate, self.elapsed,
-                            remaining / rate if rate > 0 else None, self.step / cfg.steps)
-        budget = (cfg.minutes or 0.0) * 60
-        return Progress(self.step, METHOD, rate, self.elapsed, max(0.0, budget - self.elapsed),
-                        min(1.0, self.elapsed / budget))
 
     @torch.no_grad()
     def _fixed_masks(self) -> torch.Tensor:
