@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 
 from engine.control import RunControl
@@ -105,7 +105,7 @@ class Budget:
 
 
 StepFn = Callable[[float], dict[str, float]]
-OnReport = Callable[[int, dict[str, float]], Iterator[Event]]
+OnReport = Callable[[int, dict[str, float]], Generator[Event, None, bool]]
 AfterStep = Callable[[int], Generator[Event, None, bool]]
 
 
@@ -118,6 +118,7 @@ def run_steps(
     report_every_s: float = REPORT_EVERY_S,
     *,
     report_every: int | None = None,
+    average: bool = True,
     on_report: OnReport | None = None,
     after_step: AfterStep | None = None,
 ) -> Generator[Event, None, int]:
@@ -127,35 +128,38 @@ def run_steps(
     learning rate). ``step_fn`` returns the step's losses as floats; their averages since the last
     report go out as ``Losses``, with a ``Progress``, at the global step ``step0 + budget.done``:
     every ``report_every_s`` training seconds, or with ``report_every`` at each multiple of that
-    many global steps, and when the budget is spent. ``on_report(step, averages)`` runs after each
-    report (a trainer's metrics log, its non-finite check). ``after_step(step)`` runs after every
-    step (previews, checkpoints, a restart rule); it may change ``budget.done`` and returns True
-    when it restarted the training, which drops the averages gathered so far. Returns the number
-    of steps taken under the budget.
+    many global steps, and when the budget is spent; without ``average`` the reported values are
+    the last step's. ``on_report(step, values)`` runs after each report (a trainer's metrics log,
+    its guard). ``after_step(step)`` runs after every step (previews, checkpoints, a restart
+    rule). Both may change ``budget.done`` (a restart, a restored checkpoint) and return True when
+    they did: the values gathered so far are dropped and, after ``on_report``, ``after_step`` is
+    skipped for that step. Returns the number of steps taken under the budget.
     """
     sums: dict[str, float] = {}
+    last: dict[str, float] = {}
     n_sum = 0
     last_report = budget.elapsed_s
     budget.start()
 
     def due() -> bool:
-        if budget.fraction() >= 1.0:
+        if budget.spent():  # rank 0's answer: every rank reports (and runs on_report) alike
             return True
         if report_every is not None:
             return (step0 + budget.done) % report_every == 0
         return budget.elapsed_s - last_report >= report_every_s
 
-    def report() -> Generator[Event, None, None]:
+    def report() -> Generator[Event, None, bool]:
         nonlocal sums, n_sum, last_report
         step = step0 + budget.done
-        values = {k: v / n_sum for k, v in sums.items()}
+        values = {k: v / n_sum for k, v in sums.items()} if average else last
         yield Losses(step=step, phase=phase, values=values)
         yield Progress(step=step, phase=phase, steps_per_s=budget.rate,
                        elapsed_s=budget.elapsed_s, eta_s=budget.eta_s(),
                        fraction=budget.fraction())
         sums, n_sum, last_report = {}, 0, budget.elapsed_s
         if on_report is not None:
-            yield from on_report(step, values)
+            return (yield from on_report(step, values))
+        return False
 
     try:
         while True:
@@ -170,13 +174,14 @@ def run_steps(
             if distributed.stop_agreed(control):
                 log.info("%s: stop requested after %d steps", phase, budget.done)
                 break
-            values = step_fn(frac)
+            last = step_fn(frac)
             budget.step_done()
-            for k, v in values.items():
+            for k, v in last.items():
                 sums[k] = sums.get(k, 0.0) + v
             n_sum += 1
-            if due():
-                yield from report()
+            if due() and (yield from report()):
+                sums, n_sum = {}, 0
+                continue
             if after_step is not None and (yield from after_step(step0 + budget.done)):
                 sums, n_sum = {}, 0
         if n_sum and report_every is None:  # stopped between reports: still show where it ended

@@ -359,13 +359,14 @@ class _RedoRun:
             batches = [self.dataset.sample_batch(cfg.batch, self.data_rng) for _ in range(3)]
             return self.model.step(*batches)
 
-        def on_report(step: int, values: dict[str, float]) -> Iterator[Event]:
+        def on_report(step: int, values: dict[str, float]) -> Generator[Event, None, bool]:
             self.step, self.elapsed = step, budget.elapsed_s
             if not all(math.isfinite(v) for v in values.values()):
                 raise RedoError(f"losses became non-finite at step {step}: {values}")
             self.metrics.append({"step": step, "phase": METHOD,
                                  "time": round(self.elapsed, 2), **values})
-            return iter(())
+            yield from ()  # nothing to say: a report only logs (on_report is a generator)
+            return False
 
         def after_step(step: int) -> Generator[Event, None, bool]:
             self.step, self.elapsed = step, budget.elapsed_s

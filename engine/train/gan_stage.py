@@ -9,12 +9,12 @@ stage) the GAN learns L_bg from it and, for PerturbGAN, a size floor read from t
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Generator
 
 import torch
 
-from engine.events import Event, Losses, PhaseChanged, Preview, Progress, WarningEvent
+from engine.events import Event, Losses, PhaseChanged, Preview, WarningEvent
+from engine.loop import Budget, run_steps
 from engine.methods import LayeredGan, build_method
 from engine.parallel import distributed
 from engine.runs import checkpoint as ckpt
@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 
 def gan_stage(ctx: StageContext, stage: Stage) -> Generator[Event, None, None]:
+    """Train the GAN until the stage's budget (global end step or seconds) is used."""
     cfg, method = ctx.config, ctx.method
     assert method is not None
     ctx.floor = None
@@ -40,48 +41,57 @@ def gan_stage(ctx: StageContext, stage: Stage) -> Generator[Event, None, None]:
         ctx.metrics.append({"step": ctx.step, "event": "size_floor", "value": ctx.floor.value,
                              "measured": ctx.floor.measured, "photos": ctx.floor.photos})
         yield PhaseChanged(ctx.step, stage.name, ctx.floor.describe())
-    start = time.perf_counter() - ctx.stage_elapsed
-    window_t, window_step = time.perf_counter(), ctx.step
-    rate = 0.0
-    while not stage_done(ctx, stage, time.perf_counter() - start):
-        if distributed.stop_agreed(ctx.control):
-            break
-        if ctx.control.paused:
-            paused_at = time.perf_counter()
-            stop = ctx.control.wait_if_paused()
-            start += time.perf_counter() - paused_at  # paused time is not training time
-            window_t += time.perf_counter() - paused_at
-            if stop:
-                break
+    base = ctx.stage_start_step
+    budget = Budget.resumed(
+        stage.budget_s, None if stage.end_step is None else stage.end_step - base,
+        done=ctx.step - base, elapsed_s=ctx.stage_elapsed,
+    )
+    reported = {"step": -1}  # the last step on_report saw
+    latest: dict[str, float] = {}  # the last step's losses
+
+    def step(frac: float) -> dict[str, float]:
+        assert ctx.dataset is not None and ctx.method is not None
         real = ctx.dataset.sample_batch(cfg.batch, ctx.data_rng)
-        losses = ctx.method.step(real)  # not ``method``: a recovery may rebuild it
+        losses = ctx.method.step(real)  # ctx.method: a recovery may rebuild it
         ctx.step += 1
-        ctx.stage_elapsed = time.perf_counter() - start
+        latest.clear()
+        latest.update({k: float(v) for k, v in losses.items()})
+        return dict(latest)
+
+    def restored() -> bool:
+        """After a recovery: the budget continues from the restored step, the clock runs on."""
+        budget.done = ctx.step - base
+        return True
+
+    def on_report(step: int, values: dict[str, float]) -> Generator[Event, None, bool]:
+        ctx.stage_elapsed = budget.elapsed_s
+        reported["step"] = step
+        if ctx.method is not None and ctx.method.nonfinite is not None:
+            return False  # the step was not applied: after_step recovers
+        if (yield from guard(ctx, stage, values)):
+            return restored()
+        return False
+
+    def after_step(step: int) -> Generator[Event, None, bool]:
+        ctx.stage_elapsed = budget.elapsed_s
+        assert ctx.method is not None
         if ctx.method.nonfinite is not None:  # the step was not applied (methods/base.py)
-            yield Losses(ctx.step, stage.name, {k: float(v) for k, v in losses.items()})
+            if reported["step"] != step:
+                yield Losses(step, stage.name, dict(latest))
             yield from recover(ctx, f"loss {ctx.method.nonfinite}", lower_lr=True)
-            start = time.perf_counter() - ctx.stage_elapsed
-            continue
-        done = stage_done(ctx, stage, ctx.stage_elapsed)
-        if ctx.step % cfg.log_every == 0 or done:
-            now = time.perf_counter()
-            rate = (ctx.step - window_step) / max(now - window_t, 1e-9)
-            window_t, window_step = now, ctx.step
-            values = {k: float(v) for k, v in losses.items()}
-            yield Losses(ctx.step, stage.name, values)
-            yield progress(ctx, stage, rate)
-            restored = yield from guard(ctx, stage, values)
-            if restored:
-                start = time.perf_counter() - ctx.stage_elapsed
-                continue
-        if ctx.step % cfg.preview_every == 0:
+            return restored()
+        if step % cfg.preview_every == 0:
             yield preview(ctx)
-        if ctx.step % cfg.checkpoint_every == 0:
-            restored = yield from guard(ctx, stage, None)
-            if restored:
-                start = time.perf_counter() - ctx.stage_elapsed
-                continue
+        if step % cfg.checkpoint_every == 0:
+            if (yield from guard(ctx, stage, None)):
+                return restored()
             yield ctx.checkpoint(good=healthy_now(ctx))
+        return False
+
+    yield from run_steps(step, budget, ctx.control, stage.name, base,
+                         report_every=cfg.log_every, average=False, on_report=on_report,
+                         after_step=after_step)
+    ctx.stage_elapsed = budget.elapsed_s
     yield preview(ctx)
 
 
@@ -90,26 +100,6 @@ def attach_priors(ctx: StageContext, method: LayeredGan) -> None:
     pipe = ctx.config.pipeline
     method.set_segmenter(ctx.segmenter, pipe.bg_weight, pipe.mask_prior_weight)
     method.set_size_floor(ctx.floor.value if ctx.floor is not None else None)
-
-
-def stage_done(ctx: StageContext, stage: Stage, elapsed: float) -> bool:
-    if stage.end_step is not None:
-        return ctx.step >= stage.end_step
-    # Under torchrun the budget runs on rank 0's clock, so all ranks stop at the same step.
-    return distributed.agree_done(stage.budget_s is not None and elapsed >= stage.budget_s)
-
-
-def progress(ctx: StageContext, stage: Stage, rate: float) -> Progress:
-    if stage.end_step is not None:
-        remaining = stage.end_step - ctx.step
-        eta = remaining / rate if rate > 0 else None
-        span = stage.end_step - ctx.stage_start_step
-        fraction = 1 - remaining / span if span > 0 else 1.0
-    else:
-        budget = stage.budget_s or 0.0
-        eta = max(0.0, budget - ctx.stage_elapsed)
-        fraction = min(1.0, ctx.stage_elapsed / budget) if budget else None
-    return Progress(ctx.step, stage.name, rate, ctx.stage_elapsed, eta, fraction)
 
 
 def health(ctx: StageContext, values: dict[str, float] | None) -> tuple[Verdict, MaskStats]:
