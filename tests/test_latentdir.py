@@ -127,3 +127,19 @@ def test_cli_refuses_generator_without_latentdir(tiny_demo_folder: Path, tmp_pat
     code = main(["train", str(tiny_demo_folder), "--out", str(tmp_path / "r"),
                  "--generator", str(tmp_path), "--steps", "1"])
     assert code != 0 and "--generator needs --method latentdir" in capsys.readouterr().err
+
+
+def test_a_resume_keeps_the_generator_run_it_started_with(tiny_demo_folder: Path,
+                                                          tmp_path: Path) -> None:
+    """The app resumes from the panel's settings, which name no generator run."""
+    from dataclasses import replace
+
+    _tiny_run(tiny_demo_folder, tmp_path / "gan")
+    out = tmp_path / "ld"
+    cfg = _latentdir(tiny_demo_folder, out, tmp_path / "gan")
+    assert isinstance(list(train(cfg))[-1], Finished)
+    again = replace(cfg, latentdir=replace(cfg.latentdir, generator=None))
+    events = list(train(again, resume=True))
+    assert isinstance(events[-1], Finished) and not events[-1].stopped, events[-1]
+    assert not (out / "generator").exists()  # no GAN trained in its place
+    assert events[-1].summary["generator_run"] == str(tmp_path / "gan")

@@ -238,6 +238,18 @@ def train_latentdir(config: RunConfig, control: RunControl, resume: bool) -> Ite
                      traceback=traceback.format_exc())
 
 
+def _resumed_config(run: RunConfig, out: Path) -> RunConfig:
+    """A resume keeps the generator run the run was started with (the app's Resume builds its
+    config from the panel, which has no generator field)."""
+    from dataclasses import replace
+
+    folder = RunFolder(out)
+    if run.latentdir.generator is not None or not folder.config_path.is_file():
+        return run
+    saved = folder.read_config().latentdir.generator
+    return replace(run, latentdir=replace(run.latentdir, generator=saved))
+
+
 class _Job:
     def __init__(self, run: RunConfig, control: RunControl) -> None:
         self.run = run
@@ -248,7 +260,8 @@ class _Job:
     def execute(self, resume: bool) -> Generator[Event, None, None]:
         from engine.nets.unet import UNet
         from engine.segmenter.fit import fit_unet
-        run = self.run
+
+        run = self.run = _resumed_config(self.run, self.out) if resume else self.run
         if run.threads:
             torch.set_num_threads(run.threads)
         else:
