@@ -67,3 +67,16 @@ def test_redo_through_train_keeps_threads_and_cadences(tiny_demo_folder, tmp_pat
     assert [e.step for e in previews] == [2, 4] and previews[0].mask.shape[0] == 3
     assert [e.step for e in events if isinstance(e, CheckpointSaved)] == [2, 4]
     assert [p.name for p in (run / "checkpoints").glob("step-*.pt")] == ["step-0000004.pt"]
+
+
+def test_a_redo_run_folder_from_before_the_registry_still_reads_back():
+    """Older ReDO runs saved a flat RedoConfig: its own settings land in the redo section."""
+    from engine.config import RunConfig
+    from engine.methods.redo import RedoConfig, redo_config
+
+    old = RedoConfig(folder="photos", out="run", size=32, batch=4, steps=5, mask_width=8,
+                     restart_until=0, log_every=3).to_dict()
+    old.pop("threads")  # not in those files
+    saved = RunConfig.from_dict(old)
+    assert saved.method == "redo" and saved.redo.mask_width == 8 and saved.log_every == 3
+    assert redo_config(saved) == RedoConfig(**{**old, "threads": None})
