@@ -41,10 +41,13 @@ def level(event: Event) -> str:
 
 
 def where(event: Progress) -> str:
-    """The stage and how far it is, without the rate: ``gan · step 120`` or
-    ``bootstrap · 34/200 photos``."""
+    """The stage and how far it is, without the rate: ``gan · step 120``,
+    ``segmenter · fit step 40/400`` or ``bootstrap · 34/200 photos``."""
     if event.unit != "steps" and event.total is not None:
         return f"{event.phase} · {event.done or 0}/{event.total} {event.unit}"
+    if event.done is not None:  # a fit counting its own steps (the run's step would stand still)
+        total = f"/{event.total}" if event.total is not None else ""
+        return f"{event.phase} · fit step {event.done}{total}"
     return f"{event.phase} · step {event.step}"
 
 

@@ -25,4 +25,7 @@ def test_step_stages_and_the_other_events() -> None:
     assert [level(e) for e in (started, WarningEvent(step=0, message="m"),
                                Failed(step=0, error="e"), Finished(step=0, run_dir="r"))] == \
         ["info", "warning", "error", "ok"]
+    fit = Progress(step=540, phase="round-1-segmenter", steps_per_s=9.0, elapsed_s=1.0,
+                   eta_s=40.0, fraction=0.1, done=40, total=400)
+    assert where(fit) == "round-1-segmenter · fit step 40/400"
     assert clock(None) == "–" and clock(59.6) == "1:00"

@@ -139,7 +139,8 @@ def fit_unet(
             step = step0 + done
             yield Losses(step=step, phase=phase, values={k: v / n_sum for k, v in sums.items()})
             yield Progress(
-                step=step, phase=phase, steps_per_s=rate, elapsed_s=active, eta_s=eta, fraction=frac
+                step=step, phase=phase, steps_per_s=rate, elapsed_s=active, eta_s=eta, fraction=frac,
+                done=done, total=steps,
             )
             sums = dict.fromkeys(sums, 0.0)
             n_sum = 0
@@ -153,6 +154,8 @@ def fit_unet(
             elapsed_s=active,
             eta_s=0.0,
             fraction=_fraction(done, active, budget_s, steps),
+            done=done,
+            total=steps,
         )
     log.info("%s: %d steps in %.1f s", phase, done, active)
     return unet.eval()
