@@ -132,6 +132,12 @@ class TrainingPanel(QGroupBox):
         self.resume_label = QLabel("")
         self.resume_label.setWordWrap(True)
         self.resume_label.setVisible(False)
+        # Their space is kept while hidden: appearing after Stop, they pushed the thumbnail grid
+        # up and cut its last row in half.
+        for w in (self.resume_label, self.new_run_button):
+            policy = w.sizePolicy()
+            policy.setRetainSizeWhenHidden(True)
+            w.setSizePolicy(policy)
         buttons = QGridLayout()
         buttons.addWidget(self.start_button, 0, 0)
         buttons.addWidget(self.pause_button, 0, 1)
