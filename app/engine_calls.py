@@ -165,7 +165,10 @@ def compare_job(config: Any, torch_threads: int) -> Callable[[Any, threading.Eve
             if isinstance(ev, Started):
                 # Each trainer sizes torch's pool to every core; leave the window its core.
                 torch.set_num_threads(torch_threads)
-                note(f"{method}: training on {ev.device}")
+                from engine.device import describe
+
+                shown = describe(torch.device("cpu")) if ev.device.startswith("cpu") else ev.device
+                note(f"{method}: training on {shown}")  # the threads it trains with, not had
             elif isinstance(ev, PhaseChanged):
                 note(f"{method}: {ev.phase}" + (f" · {ev.detail}" if ev.detail else ""))
             elif isinstance(ev, Progress):
