@@ -165,6 +165,7 @@ class MainWindow(QMainWindow):
         self.training.startRequested.connect(self.start_training)
         self.training.newRunRequested.connect(self.forget_resume)
         self.training.pauseToggled.connect(self.set_paused)
+        self.training.batch.valueChanged.connect(self._sync_start)  # the few-photos warning
         self.training.stopRequested.connect(self.stop_training)
         for panel in (self.preview, self.plots, self.training, self.log):
             self.run.event.connect(panel.on_event)
@@ -266,10 +267,6 @@ class MainWindow(QMainWindow):
         self.training.apply_config(config)
         losses = logged_losses(run_dir)
         self.run.show_run(run_dir, losses[-1][0] if losses else 0)  # -> _show_run
-        for step, phase, values in losses:
-            self.plots.add_losses(step, values, phase)
-        for saved in saved_previews(run_dir, HISTORY):
-            self.preview.add(saved)
         self.training.reset_progress(f"opened · step {self.latest_step}")
         if self.results.predictor is not None:
             self.tabs.setCurrentWidget(self.results)
@@ -284,6 +281,11 @@ class MainWindow(QMainWindow):
         self.plots.clear()
         self.training.reset_progress()
         self._segmenter_stamp = None
+        if run_dir:  # what the run folder already holds (an opened or resumed run)
+            for step, phase, values in logged_losses(run_dir):
+                self.plots.add_losses(step, values, phase)
+            for saved in saved_previews(run_dir, HISTORY):
+                self.preview.add(saved)
         self.run_label.setText(f"run: {run_dir}" if run_dir else "")
         self.results.set_run(run_dir or None, self._photos())
         self._sync_title()

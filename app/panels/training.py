@@ -184,6 +184,7 @@ class TrainingPanel(QGroupBox):
                   self.by_steps, self.batch, self.device, self.bootstrap):
             w.setEnabled(not running)
         if not running:
+            self.paused = False
             self._sync_budget()
             self.pause_button.blockSignals(True)
             self.pause_button.setChecked(False)

@@ -124,3 +124,28 @@ def test_masks_default_next_to_the_photos_and_a_failed_open_is_said(make_window,
     w.open_output_folder(f"{tiny_demo_folder}-masks")
     assert any("Could not open" in t and "-masks" in t for t in w.log.texts("warning"))
     assert "Could not open" in w.statusBar().currentMessage()
+
+
+def test_paused_shows_no_stale_rate_and_a_photo_stage_counts_photos(make_window,
+                                                                    tiny_demo_folder, qtbot):
+    from engine.events import Progress
+
+    w = make_window(trainer=scripted_trainer(step_s=0.003))
+    w.open_folder(str(tiny_demo_folder))
+    w.training.start_button.click()
+    qtbot.waitUntil(lambda: "steps/s" in w.training.rate_label.text(), timeout=5000)
+    w.training.pause_button.click()
+    assert w.training.progress.format().endswith("· paused")
+    qtbot.wait(300)  # progress already in flight must not bring the rate back
+    assert "steps/s" not in w.training.rate_label.text()
+    assert w.training.progress.format().endswith("· paused")
+    w.training.pause_button.click()
+    qtbot.waitUntil(lambda: "steps/s" in w.training.rate_label.text(), timeout=5000)
+    w.stop_training()
+    qtbot.waitUntil(lambda: w.session is None, timeout=5000)
+
+    w.training.on_event(Progress(step=0, phase="bootstrap", steps_per_s=18.1, elapsed_s=1.0,
+                                 eta_s=4.0, fraction=0.25, unit="photos", done=10, total=40))
+    w.training._apply_progress()
+    assert w.training.progress.format() == "bootstrap · 10/40 photos"
+    assert w.training.rate_label.text() == "18.10 photos/s · stage ETA 0:04"
