@@ -105,6 +105,8 @@ class ResultsPanel(QWidget):
 
     def set_run(self, run_dir: str | None, photos: list[str]) -> None:
         """Point the viewer at a run (its segmenter) and the photos to show it on."""
+        if run_dir != self.run_dir or photos != self.photos:
+            self.index = 0  # another run or folder: its first photo, not the old one's index
         self.run_dir = run_dir
         self.photos = photos
         self.current = None
@@ -115,7 +117,8 @@ class ResultsPanel(QWidget):
             self.show_photo(min(self.index, max(0, len(photos) - 1)))
         else:
             self.title.setText("No segmenter yet: it is trained after the GAN stage "
-                               "(or open a finished run folder).")
+                               "(or open a finished run folder)." if run_dir else
+                               "No run: train one, or open a run folder (File ▸ Open run).")
             self.image.set_image(None)
         self._sync()
 
