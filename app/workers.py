@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import traceback
+import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -30,6 +31,13 @@ log = logging.getLogger(__name__)
 # export would wait behind them. These jobs mostly wait on I/O or on torch's own threads (whose
 # number the session sets), so the pool may hold more of them than there are cores.
 MIN_POOL_THREADS = 8
+
+
+def _log_warning(args: tuple) -> None:
+    """superqt catches warnings raised inside a worker and emits them (``warned``) instead of
+    printing them; they go to the log, where the user of ``peel-gui`` in a terminal sees them."""
+    message, category, filename, lineno = args[:4]
+    log.warning("%s", warnings.formatwarning(message, category, filename, lineno).strip())
 
 
 def _make_room() -> None:
@@ -99,6 +107,7 @@ class Job:
 
         self.worker: FunctionWorker = create_worker(work, _start_thread=False, _ignore_errors=True)
         self.worker.errored.connect(self.signals.report_error)
+        self.worker.warned.connect(_log_warning)
         self.worker.finished.connect(self.signals.mark_delivered)
 
     def running(self) -> bool:
@@ -137,6 +146,7 @@ class EventStream:
         self.worker.yielded.connect(on_event)
         self.worker.finished.connect(on_done)
         self.worker.errored.connect(lambda exc: log.error("event stream failed", exc_info=exc))
+        self.worker.warned.connect(_log_warning)
 
     def start(self) -> None:
         _make_room()
