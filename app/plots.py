@@ -1,9 +1,10 @@
 """Loss and mask-coverage curves: numpy buffers that grow by doubling, drawn on a timer.
 
-Each kind of stage (GrabCut prior, GAN, segmenter) gets its own loss plot with its legend beside
-it, not on it: on one shared plot the 12 series of a run covered each other and the legend hid
-half the curves. All plots share one x axis of steps in the order the stages ran, because each
-stage counts its own steps from where it started (the segmenter's fit restarts at the GAN step).
+Each kind of stage (GrabCut prior, GAN, segmenter) gets its own loss plot, on a tab that comes
+forward when that stage starts, with its legend beside the plot, not on it: on one shared plot
+the 12 series of a run covered each other and the legend hid half the curves. All plots use one x
+axis of steps in the order the stages ran, because each stage counts its own steps from where it
+started (the segmenter's fit restarts at the GAN step).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import math
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QTimer, Slot
-from PySide6.QtWidgets import QHBoxLayout, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QTabWidget, QWidget
 
 from engine.events import Losses, Preview
 
@@ -75,9 +76,10 @@ class MetricsPlots(QWidget):
     def __init__(self, parent: QWidget | None = None, redraw_ms: int = 100) -> None:
         super().__init__(parent)
         pg.setConfigOptions(antialias=False)
-        self.loss_view = pg.GraphicsLayoutWidget()
-        self.loss_view.setToolTip("Losses of each stage; the x axis runs through the stages in "
-                                  "the order they ran")
+        self.loss_tabs = QTabWidget()
+        self.loss_tabs.setDocumentMode(True)
+        self.loss_tabs.setToolTip("Losses of each kind of stage; the step axis runs through the "
+                                  "stages in the order they ran")
         self.cov_plot = pg.PlotWidget(title="Mean mask coverage")
         self.cov_plot.setYRange(0, 1, padding=0.02)
         self.cov_plot.enableAutoRange(axis="y", enable=False)
@@ -93,6 +95,8 @@ class MetricsPlots(QWidget):
         self.preview_coverage = Series()  # the EMA generator on the fixed preview codes
         self.loss_plots: dict[str, pg.PlotItem] = {}
         self._legends: dict[str, pg.LegendItem] = {}
+        self._pages: dict[str, QWidget] = {}
+        self._running_group: str | None = None  # the kind of stage reporting now
         self._curves: dict[str, pg.PlotDataItem] = {}
         self._last_phase: dict[str, str] = {}  # series key -> the stage it last came from
         self._cov_curve = self.cov_plot.plot(pen=pg.mkPen("#5fd068", width=1.5))
@@ -101,10 +105,11 @@ class MetricsPlots(QWidget):
         self.cov_legend.addItem(self._cov_curve, "training batch")
         self.cov_legend.addItem(self._preview_cov_curve, "preview (EMA)")
         self._dirty = False
+        self._follow = False
         self.redraws = 0
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.loss_view, 3)
+        layout.addWidget(self.loss_tabs, 3)
         layout.addWidget(self.cov_plot, 2)
         self.timer = QTimer(self)
         self.timer.setInterval(redraw_ms)
@@ -112,8 +117,13 @@ class MetricsPlots(QWidget):
         self.timer.start()
 
     def clear(self) -> None:
-        self.loss_view.clear()
+        while self.loss_tabs.count():
+            page = self.loss_tabs.widget(0)
+            self.loss_tabs.removeTab(0)
+            page.deleteLater()
         self.loss_plots.clear()
+        self._pages.clear()
+        self._running_group = None
         self._legends.clear()
         self._curves.clear()
         self.losses.clear()
@@ -134,6 +144,9 @@ class MetricsPlots(QWidget):
     def add_losses(self, step: int, values: dict[str, float], phase: str = "gan") -> None:
         x = self.axis.x(phase or "gan", step)
         group = stage_group(phase or "gan")
+        if group != self._running_group:
+            self._running_group = group
+            self._follow = True  # its tab comes forward at the next redraw
         for name, value in values.items():
             if name == "coverage":
                 self.coverage.append(x, value)
@@ -156,20 +169,19 @@ class MetricsPlots(QWidget):
     def _plot_for(self, group: str) -> tuple[pg.PlotItem, pg.LegendItem]:
         plot = self.loss_plots.get(group)
         if plot is None:
-            row = len(self.loss_plots)
-            plot = self.loss_view.addPlot(row=row, col=0, title=f"{group} losses")
+            page = pg.GraphicsLayoutWidget()
+            plot = page.addPlot(row=0, col=0)
             plot.showGrid(x=True, y=True, alpha=0.2)
             plot.setClipToView(True)
             plot.setDownsampling(auto=True, mode="peak")
             plot.setLabel("bottom", "step (stages in order)")
-            if self.loss_plots:
-                plot.setXLink(next(iter(self.loss_plots.values())))
-            else:
-                self.cov_plot.setXLink(plot)
-            legend = pg.LegendItem(labelTextSize="8pt")
-            self.loss_view.addItem(legend, row=row, col=1)
+            legend = pg.LegendItem(labelTextSize="8pt", verSpacing=-4)
+            page.addItem(legend, row=0, col=1)
             self.loss_plots[group] = plot
             self._legends[group] = legend
+            order = [g for g in GROUPS if g in self.loss_plots or g == group]
+            self.loss_tabs.insertTab(order.index(group), page, f"{group} losses")
+            self._pages[group] = page
         return plot, self._legends[group]
 
     @Slot()
@@ -188,6 +200,9 @@ class MetricsPlots(QWidget):
                                                       connect="finite")
                 legend.addItem(curve, name)
             curve.setData(*series.view(), connect="finite")
+        if self._follow and self._running_group in self._pages:
+            self._follow = False
+            self.loss_tabs.setCurrentWidget(self._pages[self._running_group])
         self._cov_curve.setData(*self.coverage.view())
         self._preview_cov_curve.setData(*self.preview_coverage.view())
         self.redraws += 1
