@@ -99,11 +99,11 @@ class ComparePanel(QWidget):
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         header.setStretchLastSection(True)
-        split = QSplitter(Qt.Orientation.Vertical)
+        split = self.split = QSplitter(Qt.Orientation.Vertical)
         split.addWidget(self.figure)
         split.addWidget(self.table)
-        split.setStretchFactor(0, 3)
-        split.setStretchFactor(1, 1)
+        split.setStretchFactor(0, 1)
+        split.setStretchFactor(1, 0)
         split.setSizes([430, 170])
 
         self.progress = QProgressBar()
@@ -236,8 +236,11 @@ class ComparePanel(QWidget):
             self.table.setColumnHidden(c, not scored)
         # Every row visible without scrolling; the figure takes the rest of the height.
         rows_h = sum(self.table.rowHeight(r) for r in range(len(rows)))
-        self.table.setMinimumHeight(self.table.horizontalHeader().height() + rows_h
-                                    + 2 * self.table.frameWidth() + 2)
+        table_h = self.table.horizontalHeader().height() + rows_h + 2 * self.table.frameWidth() + 2
+        self.table.setMinimumHeight(table_h)
+        total = sum(self.split.sizes())
+        if total > table_h:  # the figure gets every pixel the table does not need
+            self.split.setSizes([total - table_h, table_h])
         self.status.setText("")
         self.open_button.setEnabled(True)
 
