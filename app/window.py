@@ -287,6 +287,9 @@ class MainWindow(QMainWindow):
             for saved in saved_previews(run_dir, HISTORY):
                 self.preview.add(saved)
         self.run_label.setText(f"run: {run_dir}" if run_dir else "")
+        self.statusBar().clearMessage()  # "checkpoint saved at step N" was the previous run's
+        self.device_label.setText("device: –")  # until this run's Started says which
+        self.device_label.setStyleSheet("")
         self.results.set_run(run_dir or None, self._photos())
         self._sync_title()
 
@@ -339,10 +342,11 @@ class MainWindow(QMainWindow):
         if self.run.is_running() or not self.folder_panel.folder:
             return
         options = self.training.options()
+        if not self.run.start(self.folder_panel.folder, options):
+            return
         warning = engine_calls.device_warning(options["device"])
         if warning:  # the engine logs it too (a WarningEvent); the status bar says it at once
             self.statusBar().showMessage(warning, 15000)
-        self.run.start(self.folder_panel.folder, options)
 
     @Slot(bool)
     def set_paused(self, paused: bool) -> None:

@@ -127,6 +127,9 @@ def main() -> int:
     wait_for(app, lambda: len(window.preview.history) >= args.previews
              and len(window.plots.loss_plots) >= args.wait_plots, args.train_seconds)
     pump(app, 1.0)
+    gan = window.plots._pages.get("GAN")
+    if gan is not None:  # the stage most worth looking at, whichever runs now
+        window.plots.loss_tabs.setCurrentWidget(gan)
     save(window, app, "training")
     if args.run is None:
         wait_for(app, lambda: window.session is None, 1200)

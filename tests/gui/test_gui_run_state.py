@@ -73,7 +73,7 @@ def test_another_folder_puts_the_previous_run_away(make_window, tiny_demo_folder
     assert w.run_dir is None and w.resume_dir is None
     assert w.training.start_button.text() == "Start"
     assert w.training.progress.format() == "idle"
-    assert w.run_label.text() == ""
+    assert w.run_label.text() == "" and w.device_label.text() == "device: –"
     assert not w.preview.history and not w.plots.losses
     assert w.results.run_dir is None
     assert w.compare.method_rows() == []
