@@ -13,8 +13,8 @@ import math
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QTimer, Slot
-from PySide6.QtWidgets import QHBoxLayout, QTabWidget, QWidget
+from PySide6.QtCore import Qt, QTimer, Slot
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QTabWidget, QWidget
 
 from engine.events import Losses, Preview
 
@@ -80,6 +80,10 @@ class MetricsPlots(QWidget):
         self.loss_tabs.setDocumentMode(True)
         self.loss_tabs.setToolTip("Losses of each kind of stage; the step axis runs through the "
                                   "stages in the order they ran")
+        self._placeholder = QLabel("Losses of each stage appear here while training")
+        self._placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self._placeholder.setStyleSheet("background: #000000; color: #909090")
+        self.loss_tabs.addTab(self._placeholder, "Losses")
         self.cov_plot = pg.PlotWidget(title="Mean mask coverage")
         self.cov_plot.setYRange(0, 1, padding=0.02)
         self.cov_plot.enableAutoRange(axis="y", enable=False)
@@ -120,7 +124,9 @@ class MetricsPlots(QWidget):
         while self.loss_tabs.count():
             page = self.loss_tabs.widget(0)
             self.loss_tabs.removeTab(0)
-            page.deleteLater()
+            if page is not self._placeholder:
+                page.deleteLater()
+        self.loss_tabs.addTab(self._placeholder, "Losses")
         self.loss_plots.clear()
         self._pages.clear()
         self._running_group = None
@@ -179,6 +185,9 @@ class MetricsPlots(QWidget):
             page.addItem(legend, row=0, col=1)
             self.loss_plots[group] = plot
             self._legends[group] = legend
+            placeholder = self.loss_tabs.indexOf(self._placeholder)
+            if placeholder >= 0:
+                self.loss_tabs.removeTab(placeholder)
             order = [g for g in GROUPS if g in self.loss_plots or g == group]
             self.loss_tabs.insertTab(order.index(group), page, f"{group} losses")
             self._pages[group] = page
