@@ -70,8 +70,12 @@ class StageAxis:
 
 
 class MetricsPlots(QWidget):
-    """Loss plots per kind of stage (created when the stage first reports) and the mean mask
-    coverage, all on the run's step axis."""
+    """Loss plots per kind of stage (a tab shown once the stage reports) and the mean mask
+    coverage, all on the run's step axis.
+
+    The plots are built with the window: built when a stage first reported, pyqtgraph's setup and
+    first paint held the GUI thread for ~100 ms mid-run (bench/gui_latency.py).
+    """
 
     def __init__(self, parent: QWidget | None = None, redraw_ms: int = 100) -> None:
         super().__init__(parent)
@@ -97,9 +101,12 @@ class MetricsPlots(QWidget):
         self.losses: dict[str, Series] = {}  # "name" for the GAN, "stage group:name" otherwise
         self.coverage = Series()  # training batches (the method reports it with its losses)
         self.preview_coverage = Series()  # the EMA generator on the fixed preview codes
-        self.loss_plots: dict[str, pg.PlotItem] = {}
+        self.loss_plots: dict[str, pg.PlotItem] = {}  # the kinds of stage that reported
+        self._plots: dict[str, pg.PlotItem] = {}
         self._legends: dict[str, pg.LegendItem] = {}
         self._pages: dict[str, QWidget] = {}
+        for group in GROUPS:
+            self._build_page(group)
         self._running_group: str | None = None  # the kind of stage reporting now
         self._curves: dict[str, pg.PlotDataItem] = {}
         self._last_phase: dict[str, str] = {}  # series key -> the stage it last came from
@@ -121,19 +128,17 @@ class MetricsPlots(QWidget):
         self.timer.start()
 
     def clear(self) -> None:
-        while self.loss_tabs.count():
-            page = self.loss_tabs.widget(0)
-            self.loss_tabs.removeTab(0)
-            if page is not self._placeholder:
-                page.deleteLater()
-        self.loss_tabs.addTab(self._placeholder, "Losses")
+        for group in GROUPS:
+            self._plots[group].clear()
+            self._legends[group].clear()
+            self.loss_tabs.setTabVisible(self.loss_tabs.indexOf(self._pages[group]), False)
+        self.loss_tabs.setTabVisible(self.loss_tabs.indexOf(self._placeholder), True)
+        self.loss_tabs.setCurrentWidget(self._placeholder)
         self.loss_plots.clear()
-        self._pages.clear()
-        self._running_group = None
-        self._legends.clear()
         self._curves.clear()
         self.losses.clear()
         self._last_phase.clear()
+        self._running_group = None
         self.axis = StageAxis()
         self.coverage = Series()
         self.preview_coverage = Series()
@@ -172,26 +177,25 @@ class MetricsPlots(QWidget):
         self.preview_coverage.append(self.axis.x(phase, step), coverage)
         self._dirty = True
 
+    def _build_page(self, group: str) -> None:
+        page = pg.GraphicsLayoutWidget()
+        plot = page.addPlot(row=0, col=0)
+        plot.showGrid(x=True, y=True, alpha=0.2)
+        plot.setClipToView(True)
+        plot.setDownsampling(auto=True, mode="peak")
+        plot.setLabel("bottom", "step (stages in order)")
+        legend = pg.LegendItem(labelTextSize="8pt", verSpacing=-4)
+        page.addItem(legend, row=0, col=1)
+        self._plots[group], self._legends[group], self._pages[group] = plot, legend, page
+        index = self.loss_tabs.addTab(page, f"{group} losses")
+        self.loss_tabs.setTabVisible(index, False)
+
     def _plot_for(self, group: str) -> tuple[pg.PlotItem, pg.LegendItem]:
-        plot = self.loss_plots.get(group)
-        if plot is None:
-            page = pg.GraphicsLayoutWidget()
-            plot = page.addPlot(row=0, col=0)
-            plot.showGrid(x=True, y=True, alpha=0.2)
-            plot.setClipToView(True)
-            plot.setDownsampling(auto=True, mode="peak")
-            plot.setLabel("bottom", "step (stages in order)")
-            legend = pg.LegendItem(labelTextSize="8pt", verSpacing=-4)
-            page.addItem(legend, row=0, col=1)
-            self.loss_plots[group] = plot
-            self._legends[group] = legend
-            placeholder = self.loss_tabs.indexOf(self._placeholder)
-            if placeholder >= 0:
-                self.loss_tabs.removeTab(placeholder)
-            order = [g for g in GROUPS if g in self.loss_plots or g == group]
-            self.loss_tabs.insertTab(order.index(group), page, f"{group} losses")
-            self._pages[group] = page
-        return plot, self._legends[group]
+        if group not in self.loss_plots:
+            self.loss_plots[group] = self._plots[group]
+            self.loss_tabs.setTabVisible(self.loss_tabs.indexOf(self._pages[group]), True)
+            self.loss_tabs.setTabVisible(self.loss_tabs.indexOf(self._placeholder), False)
+        return self._plots[group], self._legends[group]
 
     @Slot()
     def _redraw(self) -> None:
