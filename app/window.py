@@ -8,6 +8,7 @@ which folder and run are shown, dialogs, menus and closing.
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -437,8 +438,6 @@ class MainWindow(QMainWindow):
         folder = self.folder_panel.folder
         if not folder or self.comparison.is_running():
             return None
-        import time
-
         name = f"{os.path.basename(folder.rstrip(os.sep))}-compare-{time.strftime('%Y%m%d-%H%M%S')}"
         dialog = CompareDialog(folder, str(self.runs_dir / name),
                                self.training.size.currentData(), self)
