@@ -7,6 +7,7 @@ Yes/no questions block, as a user expects; tests inject a Prompter whose answer 
 
 from __future__ import annotations
 
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
 
 
@@ -41,8 +42,17 @@ class Prompter:
         path, _ = QFileDialog.getSaveFileName(parent, title, default, filters)
         return path or None
 
-    def open_folder(self, folder: str) -> None:
+    def inform(self, parent: QWidget, title: str, text: str) -> None:
+        box = QMessageBox(QMessageBox.Icon.Information, title, text, QMessageBox.StandardButton.Ok,
+                          parent)
+        box.setTextFormat(Qt.TextFormat.RichText)
+        box.finished.connect(lambda _=0, b=box: self._forget(b))
+        self.boxes.append(box)
+        box.open()
+
+    def open_folder(self, folder: str) -> bool:
+        """Show ``folder`` in the file manager; False when nothing could (a bare desktop)."""
         from PySide6.QtCore import QUrl
         from PySide6.QtGui import QDesktopServices
 
-        QDesktopServices.openUrl(QUrl.fromLocalFile(folder))
+        return bool(QDesktopServices.openUrl(QUrl.fromLocalFile(folder)))

@@ -6,6 +6,7 @@ import dataclasses
 import json
 import os
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -155,6 +156,8 @@ def compare_job(config: Any, torch_threads: int) -> Callable[[Any, threading.Eve
         note = getattr(progress, "note", lambda text, level="info": None)
         seen: list[str] = []
         steps = 1000
+        began: dict[str, float] = {}
+        budget_s = config.minutes * 60 if config.minutes else None
 
         def sink(method: str, ev: object) -> None:
             if method not in seen:
@@ -162,14 +165,23 @@ def compare_job(config: Any, torch_threads: int) -> Callable[[Any, threading.Eve
             total = (max(len(config.methods), len(seen)) + 1) * steps  # + GrabCut and the report
             done = seen.index(method) * steps
             if isinstance(ev, Started):
+                began.setdefault(method, time.monotonic())
                 # Each trainer sizes torch's pool to every core; leave the window its core.
                 torch.set_num_threads(torch_threads)
-                note(f"{method}: training on {ev.device}")
+                from engine.device import describe
+
+                shown = describe(torch.device("cpu")) if ev.device.startswith("cpu") else ev.device
+                note(f"{method}: training on {shown}")  # the threads it trains with, not had
             elif isinstance(ev, PhaseChanged):
                 note(f"{method}: {ev.phase}" + (f" · {ev.detail}" if ev.detail else ""))
             elif isinstance(ev, Progress):
-                frac = 0.0 if ev.fraction is None else ev.fraction  # None: a busy stage
-                progress(done + int(min(max(frac, 0.0), 1.0) * steps), total)
+                # A method's share of the bar is its time budget: the stage's own fraction went
+                # from 0 to 1 in every stage, so the bar fell back at each one.
+                if budget_s and method in began:
+                    fraction = (time.monotonic() - began[method]) / budget_s
+                else:
+                    fraction = ev.fraction or 0.0
+                progress(done + int(min(max(fraction, 0.0), 1.0) * steps), total)
             elif isinstance(ev, WarningEvent):
                 note(f"{method}: {ev.message}", "warning")
             elif isinstance(ev, Failed):

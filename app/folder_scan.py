@@ -2,14 +2,13 @@
 
 ``scan_images`` on 50,000 files took 0.5-13 s on the shared test machine (it grows with the load),
 all of it a frozen window when it ran inside ``FolderPanel.show_folder`` (bench/RESULTS.md, "Opening
-a 50,000-file folder without freezing"). Here each listing runs as a one-shot ``CallWorker`` in its
-own ``QThread`` (``app.workers.JobRunner``), and its answer comes back as a queued signal.
+a 50,000-file folder without freezing"). Here each listing runs as a one-shot job on a
+superqt worker (``app.workers.JobRunner``), and its answer comes back as a queued signal.
 
 Every request gets a ticket; only the newest ticket's answer is delivered. A listing cannot be
 interrupted half way (``os.scandir`` has no cancel), so an older one still running when another
 folder is chosen simply finishes and its answer is dropped. ``shutdown`` waits for every listing
-thread, so closing the window never leaves one running (a ``QThread`` destroyed while running
-aborts the process).
+thread, so closing the window never leaves one running.
 """
 
 from __future__ import annotations

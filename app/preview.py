@@ -13,6 +13,7 @@ from PySide6.QtCore import QRect, QSize, Qt, QTimer, Slot
 from PySide6.QtGui import QColor, QImage, QPainter, QPixmap
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSlider, QVBoxLayout, QWidget
 
+from app.run_history import SavedPreview
 from app.workers import rgb_to_qimage
 from engine.events import Preview
 
@@ -37,14 +38,17 @@ def mosaic(p: Preview, max_codes: int = 8) -> np.ndarray:
 class ScaledImage(QWidget):
     """Paints one pixmap scaled to fit (nearest-neighbour: tiny previews stay crisp)."""
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, parent: QWidget | None = None,
+                 placeholder: str = "Generated layers appear here while training") -> None:
         super().__init__(parent)
+        self.placeholder = placeholder
         self._pixmap: QPixmap | None = None
         self._row_labels: tuple[str, ...] = ()
         self.setMinimumSize(200, 160)
 
     def set_image(self, image: QImage | None, row_labels: tuple[str, ...] = ()) -> None:
-        self._pixmap = QPixmap.fromImage(image) if image is not None else None
+        self._pixmap = (QPixmap.fromImage(image) if image is not None and not image.isNull()
+                        else None)
         self._row_labels = row_labels
         self.update()
 
@@ -56,8 +60,8 @@ class ScaledImage(QWidget):
         p.fillRect(self.rect(), QColor("#202020"))
         if self._pixmap is None:
             p.setPen(QColor("#909090"))
-            p.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter,
-                       "Generated layers appear here while training")
+            p.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap,
+                       self.placeholder)
             return
         label_w = 86 if self._row_labels else 0
         area = self.rect().adjusted(label_w, 4, -4, -4)
@@ -80,7 +84,7 @@ class PreviewPanel(QWidget):
 
     def __init__(self, parent: QWidget | None = None, redraw_ms: int = 80) -> None:
         super().__init__(parent)
-        self.history: deque[Preview] = deque(maxlen=HISTORY)
+        self.history: deque[Preview | SavedPreview] = deque(maxlen=HISTORY)
         self.redraws = 0
         self._dirty = False
         self.image = ScaledImage()
@@ -113,7 +117,12 @@ class PreviewPanel(QWidget):
         self.image.set_image(None)
 
     @Slot(object)
-    def add(self, preview: Preview) -> None:
+    def on_event(self, ev: object) -> None:
+        if isinstance(ev, Preview):
+            self.add(ev)
+
+    @Slot(object)
+    def add(self, preview: Preview | SavedPreview) -> None:
         """Store only; drawing happens on the timer."""
         self.history.append(preview)
         self.slider.blockSignals(True)
@@ -126,7 +135,7 @@ class PreviewPanel(QWidget):
         self.slider.blockSignals(False)
         self._dirty = True
 
-    def shown(self) -> Preview | None:
+    def shown(self) -> Preview | SavedPreview | None:
         if not self.history:
             return None
         return self.history[min(self.slider.value(), len(self.history) - 1)]
@@ -151,6 +160,10 @@ class PreviewPanel(QWidget):
         p = self.shown()
         if p is None:
             return
-        self.image.set_image(rgb_to_qimage(mosaic(p)), ROWS)
-        self.caption.setText(f"step {p.step} · coverage {p.coverage:.2f}")
+        if isinstance(p, SavedPreview):  # an opened run's grid, as the trainer wrote it
+            self.image.set_image(QImage(p.path), ROWS)
+            self.caption.setText(f"step {p.step} · saved preview")
+        else:
+            self.image.set_image(rgb_to_qimage(mosaic(p)), ROWS)
+            self.caption.setText(f"step {p.step} · coverage {p.coverage:.2f}")
         self.redraws += 1

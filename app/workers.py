@@ -1,4 +1,5 @@
-"""Background work for the GUI: the only module that touches QThread and QThreadPool.
+"""Background work for the GUI: the only module that touches threads (superqt's workers on Qt's
+thread pool, and the thumbnail pool).
 
 Everything here follows one rule: the GUI thread and a worker talk only through signals delivered
 to slots (queued across threads), never through shared widgets. Engine code runs unchanged inside
@@ -10,114 +11,154 @@ from __future__ import annotations
 import logging
 import threading
 import traceback
+import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import cv2
 import numpy as np
-from PySide6.QtCore import QObject, QRunnable, QThread, QThreadPool, Signal, Slot
+from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal, Slot
 from PySide6.QtGui import QImage
+from superqt.utils import FunctionWorker, GeneratorWorker, create_worker
 
 from engine.imageio import ImageReadError, read_rgb
 
 log = logging.getLogger(__name__)
 
 
-class EventWorker(QObject):
-    """Drains an engine event generator in a worker thread and re-emits each event as a signal.
+# superqt runs its workers on Qt's global pool, which Qt sizes to the core count (2 on the test
+# machine): one training run and one viewer inference would fill it, and a folder listing or an
+# export would wait behind them. These jobs mostly wait on I/O or on torch's own threads (whose
+# number the session sets), so the pool may hold more of them than there are cores.
+MIN_POOL_THREADS = 8
 
-    ``factory`` is called inside the worker thread, so the generator (and any torch state it
-    creates) lives there. A Python exception becomes ``crashed(message, traceback)``.
-    """
 
-    event = Signal(object)
-    crashed = Signal(str, str)
-    done = Signal()
+def _log_warning(args: tuple) -> None:
+    """superqt catches warnings raised inside a worker and emits them (``warned``) instead of
+    printing them; they go to the log, where the user of ``peel-gui`` in a terminal sees them."""
+    message, category, filename, lineno = args[:4]
+    log.warning("%s", warnings.formatwarning(message, category, filename, lineno).strip())
 
-    def __init__(self, factory: Callable[[], Iterator[Any]]) -> None:
+
+def _make_room() -> None:
+    pool = QThreadPool.globalInstance()
+    if pool.maxThreadCount() < MIN_POOL_THREADS:
+        pool.setMaxThreadCount(MIN_POOL_THREADS)
+
+
+class JobSignals(QObject):
+    """What a job tells the GUI thread besides its result: progress, notes and a failure as
+    (message, traceback) text. Lives in the GUI thread, so every emit from a worker is queued."""
+
+    progress = Signal(int, int)
+    note = Signal(str, str)  # text, level
+    crashed = Signal(str, str)  # message, traceback
+
+    def __init__(self) -> None:
         super().__init__()
-        self._factory = factory
+        self.delivered = False  # the worker's last signal (finished) has reached the GUI thread
 
     @Slot()
-    def run(self) -> None:
-        try:
-            for item in self._factory():
-                self.event.emit(item)
-        except Exception as exc:  # every failure must reach the user, not die in a thread
-            log.exception("worker failed")
-            self.crashed.emit(f"{type(exc).__name__}: {exc}", traceback.format_exc())
-        finally:
-            self.done.emit()
+    def mark_delivered(self) -> None:
+        self.delivered = True
+
+    @Slot(object)
+    def report_error(self, exc: BaseException) -> None:
+        log.error("background job failed", exc_info=exc)
+        self.crashed.emit(f"{type(exc).__name__}: {exc}",
+                          "".join(traceback.format_exception(exc)))
 
 
 class JobProgress:
     """What a job gets as ``progress``: ``progress(done, total)``, and ``progress.note(text,
     level)`` for a status line (e.g. the stage a long job is in); both become signals."""
 
-    def __init__(self, worker: CallWorker) -> None:
-        self._worker = worker
+    def __init__(self, signals: JobSignals) -> None:
+        self._signals = signals
 
     def __call__(self, done: int, total: int) -> None:
-        self._worker.progress.emit(int(done), int(total))
+        self._signals.progress.emit(int(done), int(total))
 
     def note(self, text: str, level: str = "info") -> None:
-        self._worker.note.emit(str(text), str(level))
+        self._signals.note.emit(str(text), str(level))
 
 
-class CallWorker(QObject):
-    """Runs ``fn(progress, cancel)`` once in a worker thread; for exports, inference, comparisons.
+class Job:
+    """One ``fn(progress, cancel)`` call on a superqt FunctionWorker.
 
-    ``progress(done, total)`` (a JobProgress) may be called from the worker at any rate; it
-    becomes a signal. ``cancel`` is a ``threading.Event`` that the engine function polls.
+    ``cancel`` is a ``threading.Event`` the engine function polls; ``join`` waits for the call to
+    return (a job that never got a thread has nothing to wait for).
     """
 
-    progress = Signal(int, int)
-    note = Signal(str, str)  # text, level
-    result = Signal(object)
-    crashed = Signal(str, str)
-    done = Signal()
-
-    def __init__(self, fn: Callable[[Callable[[int, int], None], threading.Event], Any]) -> None:
-        super().__init__()
-        self._fn = fn
+    def __init__(self, fn: Callable[[JobProgress, threading.Event], Any], name: str) -> None:
         self.cancel = threading.Event()
+        self.started = threading.Event()
+        self.ended = threading.Event()
+        self.signals = JobSignals()
+        progress = JobProgress(self.signals)
 
-    @Slot()
-    def run(self) -> None:
-        try:
-            value = self._fn(JobProgress(self), self.cancel)
-            self.result.emit(value)
-        except Exception as exc:
-            log.exception("background job failed")
-            self.crashed.emit(f"{type(exc).__name__}: {exc}", traceback.format_exc())
-        finally:
-            self.done.emit()
+        def work() -> Any:
+            self.started.set()
+            threading.current_thread().name = name
+            try:
+                return fn(progress, self.cancel)
+            finally:
+                self.ended.set()
 
+        self.worker: FunctionWorker = create_worker(work, _start_thread=False, _ignore_errors=True)
+        self.worker.errored.connect(self.signals.report_error)
+        self.worker.warned.connect(_log_warning)
+        self.worker.finished.connect(self.signals.mark_delivered)
 
-class WorkerThread:
-    """One worker object moved to its own QThread, started once, joined with ``join``."""
-
-    def __init__(self, worker: EventWorker | CallWorker, name: str) -> None:
-        self.worker = worker
-        self.thread = QThread()
-        self.thread.setObjectName(name)
-        worker.moveToThread(self.thread)
-        self.thread.started.connect(worker.run)
-        # ``done`` is emitted from the worker thread; quit() is thread-safe.
-        worker.done.connect(self.thread.quit)
-
-    def start(self) -> None:
-        self.thread.start()
-
-    def is_running(self) -> bool:
-        return self.thread.isRunning()
+    def running(self) -> bool:
+        return self.started.is_set() and not self.ended.is_set()
 
     def join(self, timeout_ms: int = -1) -> bool:
-        """Ask the event loop to end and wait for the thread; True when it has ended."""
-        self.thread.quit()
-        if timeout_ms < 0:
-            return self.thread.wait()
-        return self.thread.wait(timeout_ms)
+        if not self.started.is_set():
+            return True
+        return self.ended.wait(None if timeout_ms < 0 else timeout_ms / 1000)
+
+
+class EventStream:
+    """Drains a generator of engine events on a superqt GeneratorWorker; each item reaches
+    ``on_event`` in the GUI thread, then ``on_done``.
+
+    The generator must not raise: superqt swallows a RuntimeError escaping a generator (it takes
+    it for a deleted worker) and never says the work finished, so the caller's factory turns its
+    own failures into events (``app.run_session`` yields the engine's ``Failed``).
+    """
+
+    def __init__(self, factory: Callable[[], Iterator[Any]], name: str,
+                 on_event: Callable[[Any], None], on_done: Callable[[], None]) -> None:
+        self.started = threading.Event()
+        self.ended = threading.Event()
+
+        def events() -> Iterator[Any]:
+            self.started.set()
+            threading.current_thread().name = name
+            try:
+                yield from factory()
+            finally:
+                self.ended.set()
+
+        self.worker: GeneratorWorker = create_worker(events, _start_thread=False,
+                                                     _ignore_errors=True)
+        self.worker.yielded.connect(on_event)
+        self.worker.finished.connect(on_done)
+        self.worker.errored.connect(lambda exc: log.error("event stream failed", exc_info=exc))
+        self.worker.warned.connect(_log_warning)
+
+    def start(self) -> None:
+        _make_room()
+        self.worker.start()
+
+    def is_running(self) -> bool:
+        return self.started.is_set() and not self.ended.is_set()
+
+    def join(self, timeout_ms: int = -1) -> bool:
+        if not self.started.is_set():
+            return True
+        return self.ended.wait(None if timeout_ms < 0 else timeout_ms / 1000)
 
 
 def rgb_to_qimage(rgb: np.ndarray) -> QImage:
@@ -184,7 +225,7 @@ def thumbnail_pool() -> QThreadPool:
 
 
 class JobRunner(QObject):
-    """Starts one-shot CallWorkers, keeps them alive until they end, joins them all on close.
+    """Starts one-shot Jobs, keeps them until they end, joins them all on close.
 
     Callbacks must be bound methods of QObjects living in the GUI thread: Qt then queues each
     call into the GUI thread. (A lambda has no thread of its own and would run in the worker.)
@@ -192,37 +233,38 @@ class JobRunner(QObject):
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self._threads: list[WorkerThread] = []
+        self._jobs: list[Job] = []
 
-    def start(self, fn: Callable[[Callable[[int, int], None], threading.Event], Any], name: str,
+    def start(self, fn: Callable[[Any, threading.Event], Any], name: str,
               on_result: Callable[[Any], None] | None = None,
               on_error: Callable[[str, str], None] | None = None,
               on_progress: Callable[[int, int], None] | None = None,
               on_done: Callable[[], None] | None = None,
-              on_note: Callable[[str, str], None] | None = None) -> CallWorker:
-        worker = CallWorker(fn)
-        for signal, slot in ((worker.result, on_result), (worker.crashed, on_error),
-                             (worker.progress, on_progress), (worker.done, on_done),
-                             (worker.note, on_note)):
+              on_note: Callable[[str, str], None] | None = None) -> Job:
+        job = Job(fn, name)
+        for signal, slot in ((job.worker.returned, on_result), (job.signals.crashed, on_error),
+                             (job.signals.progress, on_progress), (job.worker.finished, on_done),
+                             (job.signals.note, on_note)):
             if slot is not None:
                 signal.connect(slot)
-        wt = WorkerThread(worker, name)
-        wt.thread.finished.connect(self._reap)
-        self._threads.append(wt)
-        wt.start()
-        return worker
+        job.worker.finished.connect(self._reap)
+        self._jobs.append(job)
+        _make_room()
+        job.worker.start()
+        return job
 
     def running(self) -> int:
-        return sum(1 for wt in self._threads if wt.is_running())
+        return sum(1 for job in self._jobs if job.running())
 
     @Slot()
     def _reap(self) -> None:
-        self._threads = [wt for wt in self._threads if wt.is_running()]
+        # Kept until its last signal arrived: the queued calls need the job's signal object alive.
+        self._jobs = [job for job in self._jobs if not job.signals.delivered]
 
     def shutdown(self, timeout_ms: int = 30_000) -> bool:
-        """Cancel every job and wait for its thread; True when all ended in time."""
-        for wt in self._threads:
-            wt.worker.cancel.set()
-        ok = all(wt.join(timeout_ms) for wt in self._threads)
+        """Cancel every job and wait for it; True when all ended in time."""
+        for job in self._jobs:
+            job.cancel.set()
+        ok = all(job.join(timeout_ms) for job in self._jobs)
         self._reap()
         return ok

@@ -82,12 +82,11 @@ def main() -> int:
 
         setattr(obj, name, wrapper)
 
-    import app.window as window_mod
-
-    timed(window_mod, "dispatch", "event dispatch")
+    # The controller hands each event to every subscribed panel's on_event in this call.
+    timed(w.run, "_on_event", "event dispatch")
     timed(w.preview, "_redraw", "preview redraw")
     timed(w.plots, "_redraw", "plot redraw")
-    timed(w, "_apply_progress", "progress")
+    timed(w.training, "_apply_progress", "progress")
 
     beats: list[float] = []
     heartbeat = QTimer()

@@ -14,7 +14,8 @@ log = logging.getLogger(__name__)
 def describe(device: torch.device) -> str:
     if device.type == "cuda":
         return f"cuda ({torch.cuda.get_device_name(device)})"
-    return f"cpu ({torch.get_num_threads()} threads)"
+    n = torch.get_num_threads()
+    return f"cpu ({n} thread{'' if n == 1 else 's'})"
 
 
 def pick_device(requested: str = "auto") -> tuple[torch.device, str | None]:

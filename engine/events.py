@@ -38,11 +38,18 @@ class PhaseChanged(Event):
 
 @dataclass(frozen=True)
 class Progress(Event):
+    """How far the current stage is. ``steps_per_s`` counts ``unit`` per second: training steps,
+    or photos for stages that go through the folder (GrabCut, relabelling), which then also say
+    ``done`` of ``total`` so a display never shows a frozen step counter as if it were progress."""
+
     phase: str
     steps_per_s: float
     elapsed_s: float
     eta_s: float | None
     fraction: float | None
+    unit: str = "steps"  # "steps" or "photos"
+    done: int | None = None  # units done in this stage, when counted
+    total: int | None = None  # units this stage will do, when known
 
 
 @dataclass(frozen=True)

@@ -121,6 +121,7 @@ def run_steps(
     average: bool = True,
     on_report: OnReport | None = None,
     after_step: AfterStep | None = None,
+    own_count: bool = False,
 ) -> Generator[Event, None, int]:
     """Call ``step_fn(fraction)`` until the budget is spent or a stop is agreed.
 
@@ -133,7 +134,9 @@ def run_steps(
     its guard). ``after_step(step)`` runs after every step (previews, checkpoints, a restart
     rule). Both may change ``budget.done`` (a restart, a restored checkpoint) and return True when
     they did: the values gathered so far are dropped and, after ``on_report``, ``after_step`` is
-    skipped for that step. Returns the number of steps taken under the budget.
+    skipped for that step. With ``own_count`` the ``Progress`` also says the stage's own steps
+    (``done`` of ``total``): a fit whose global step stands still is then not shown as frozen.
+    Returns the number of steps taken under the budget.
     """
     sums: dict[str, float] = {}
     last: dict[str, float] = {}
@@ -155,7 +158,9 @@ def run_steps(
         yield Losses(step=step, phase=phase, values=values)
         yield Progress(step=step, phase=phase, steps_per_s=budget.rate,
                        elapsed_s=budget.elapsed_s, eta_s=budget.eta_s(),
-                       fraction=budget.fraction())
+                       fraction=budget.fraction(),
+                       done=budget.done if own_count else None,
+                       total=budget.steps if own_count else None)
         sums, n_sum, last_report = {}, 0, budget.elapsed_s
         if on_report is not None:
             return (yield from on_report(step, values))

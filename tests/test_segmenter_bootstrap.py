@@ -35,6 +35,10 @@ def test_prior_trained_saved_and_masks_cached(
     assert not any(p.requires_grad for p in net.parameters())
     assert any("GrabCut masks for 12 photos" in d for d in details(events))
     assert any(isinstance(e, Progress) and e.phase == "bootstrap" and e.step > 5 for e in events)
+    # GrabCut's progress counts photos (the run's step stands still meanwhile), the fit's steps.
+    grabcut = [e for e in events if isinstance(e, Progress) and e.unit == "photos"]
+    assert grabcut and grabcut[-1].done == grabcut[-1].total == 12 and grabcut[-1].step == 5
+    assert [e.done for e in events if isinstance(e, Progress) and e.unit == "steps"][-1] > 0
     prior = run_dir / "bootstrap" / "prior.pt"
     _, info = load_segmenter(prior)
     assert info.size == 32 and info.method == bootstrap.METHOD

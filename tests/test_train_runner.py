@@ -167,7 +167,7 @@ def test_cli_progress_output(tiny_demo_folder, tmp_path):
     out = io.StringIO()
     assert consume(tiny_config(tiny_demo_folder, tmp_path / "run", steps=2), False, out) == 0
     text = out.getvalue()
-    assert "training ilgan on cpu" in text and "it/s" in text and "finished at step 2" in text
+    assert "training ilgan on cpu" in text and "steps/s" in text and "finished at step 2" in text
 
 
 def test_cli_rejects_a_missing_folder_with_exit_code_2(tmp_path, capsys):

@@ -9,6 +9,7 @@ wrote: ``report.png`` (the same photos segmented by each method) and ``report.js
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
 from PySide6.QtCore import QRect, Qt, Signal, Slot
@@ -28,9 +29,12 @@ from PySide6.QtWidgets import (
 )
 
 from app import engine_calls
-from app.workers import JobRunner
+from engine.describe import clock
 
 SCORES = (("iou", "IoU"), ("miou", "mIoU"), ("accuracy", "accuracy"), ("max_fbeta", "maxF"))
+NO_COMPARISON = ("No comparison yet: Tools ▸ Compare methods… trains several methods on the open "
+                 "folder with the same budget and shows their masks side by side (and their "
+                 "scores, given ground-truth masks).")
 COLUMNS = ("method", *(title for _, title in SCORES), "train time", "status", "notes")
 
 
@@ -56,9 +60,9 @@ class FigureView(QWidget):
             return
         p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
         area = self.rect().adjusted(4, 4, -4, -4)
-        size = self.pixmap.size()
-        if size.width() > area.width() or size.height() > area.height():
-            size = size.scaled(area.size(), Qt.AspectRatioMode.KeepAspectRatio)
+        # Scaled to the panel both ways: the report is drawn small (~270 px) and its text and
+        # outlines were unreadable in an 850 px panel.
+        size = self.pixmap.size().scaled(area.size(), Qt.AspectRatioMode.KeepAspectRatio)
         x = area.x() + (area.width() - size.width()) // 2
         y = area.y() + (area.height() - size.height()) // 2
         p.drawPixmap(QRect(x, y, size.width(), size.height()), self.pixmap)
@@ -71,22 +75,19 @@ def _train_time(seconds: float | None) -> str:
 
 
 class ComparePanel(QWidget):
-    message = Signal(str, str)  # text, level
-    failed = Signal(str, str, str)  # title, message, details
     openFolderRequested = Signal(str)
-    runningChanged = Signal(bool)
+    cancelRequested = Signal()
 
-    def __init__(self, jobs: JobRunner, parent: QWidget | None = None) -> None:
+    def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.jobs = jobs
-        self.worker = None
+        self.running = False
+        self.started_at = 0.0
+        self.budget_s: float | None = None
         self.out_dir: str | None = None
         self.report: dict[str, Any] | None = None
         self.outcome: engine_calls.CompareOutcome | None = None
 
-        self.title = QLabel("No comparison yet: Tools ▸ Compare methods… trains several methods "
-                            "on the open folder with the same budget and shows their masks side "
-                            "by side (and their scores, given ground-truth masks).")
+        self.title = QLabel(NO_COMPARISON)
         self.title.setWordWrap(True)
         self.figure = FigureView()
         self.table = QTableWidget(0, len(COLUMNS))
@@ -98,11 +99,11 @@ class ComparePanel(QWidget):
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         header.setStretchLastSection(True)
-        split = QSplitter(Qt.Orientation.Vertical)
+        split = self.split = QSplitter(Qt.Orientation.Vertical)
         split.addWidget(self.figure)
         split.addWidget(self.table)
-        split.setStretchFactor(0, 3)
-        split.setStretchFactor(1, 1)
+        split.setStretchFactor(0, 1)
+        split.setStretchFactor(1, 0)
         split.setSizes([430, 170])
 
         self.progress = QProgressBar()
@@ -114,7 +115,7 @@ class ComparePanel(QWidget):
                                       "checkpoint is kept: comparing into the same folder "
                                       "resumes it)")
         self.cancel_button.setVisible(False)
-        self.cancel_button.clicked.connect(self.cancel)
+        self.cancel_button.clicked.connect(self._cancel_clicked)
         self.open_button = QPushButton("Open report folder")
         self.open_button.setToolTip("The runs of every method, report.md, report.json and "
                                     "report.png")
@@ -132,13 +133,17 @@ class ComparePanel(QWidget):
         layout.addLayout(bar)
 
     def is_running(self) -> bool:
-        return self.worker is not None
+        return self.running
 
-    # -- running -------------------------------------------------------------------------------
-    def start(self, config: Any, torch_threads: int) -> None:
-        """Run the comparison ``config`` (an engine CompareConfig) in the background."""
+    # -- a comparison running (CompareController) ----------------------------------------------
+    @Slot(object)
+    def show_started(self, config: Any) -> None:
+        """A comparison of ``config`` (an engine CompareConfig) has started."""
+        self.running = True
         self.out_dir = str(config.out)
         self.report = self.outcome = None
+        self.started_at = time.monotonic()
+        self.budget_s = (config.minutes * 60 * len(config.methods)) if config.minutes else None
         self.figure.set_image(None)
         self.figure.placeholder = "The report appears here when every method is done"
         self.table.setRowCount(0)
@@ -149,54 +154,56 @@ class ComparePanel(QWidget):
         self.cancel_button.setVisible(True)
         self.cancel_button.setEnabled(True)
         self.open_button.setEnabled(False)
-        self.worker = self.jobs.start(engine_calls.compare_job(config, torch_threads),
-                                      "peel-compare", on_result=self._on_result,
-                                      on_error=self._on_error, on_progress=self._on_progress,
-                                      on_done=self._on_done, on_note=self._on_note)
-        self.message.emit(f"Comparison started → {self.out_dir}", "info")
-        self.runningChanged.emit(True)
 
     @Slot()
-    def cancel(self) -> None:
-        if self.worker is not None:
-            self.worker.cancel.set()
-            self.cancel_button.setEnabled(False)
-            self.status.setText("Cancelling: the method in training stops at its next step…")
-            self.message.emit("Comparison: cancelling…", "warning")
+    def _cancel_clicked(self) -> None:
+        self.cancel_button.setEnabled(False)
+        self.status.setText("Cancelling: the method in training stops at its next step…")
+        self.cancelRequested.emit()
 
     @Slot(int, int)
-    def _on_progress(self, done: int, total: int) -> None:
+    def show_progress(self, done: int, total: int) -> None:
         self.progress.setRange(0, max(0, total))
         self.progress.setValue(done)
+        if self.budget_s and total:
+            left = max(0.0, self.budget_s - (time.monotonic() - self.started_at))
+            self.progress.setFormat(f"%p% · about {clock(left)} of training left")
 
     @Slot(str, str)
-    def _on_note(self, text: str, level: str) -> None:
+    def show_note(self, text: str, level: str) -> None:
         self.status.setText(text)
-        self.message.emit(f"Comparison: {text}", level)  # stages, warnings: a few per method
 
     @Slot(object)
-    def _on_result(self, outcome: engine_calls.CompareOutcome) -> None:
+    def show_outcome(self, outcome: engine_calls.CompareOutcome) -> None:
         self.outcome = outcome
         if outcome.report is None:
             self.status.setText("Cancelled; finished runs are kept and reused next time.")
             self.title.setText(f"Comparison cancelled ({outcome.out_dir})")
-            self.message.emit("Comparison cancelled", "warning")
             self.open_button.setEnabled(os.path.isdir(outcome.out_dir))
             return
         self.show_report(outcome.out_dir, outcome.report)
-        self.message.emit(f"Comparison done: {os.path.join(outcome.out_dir, 'report.md')}", "ok")
 
-    @Slot(str, str)
-    def _on_error(self, message: str, details: str) -> None:
+    @Slot(str, str, str)
+    def show_failure(self, title: str, message: str, details: str) -> None:
         self.status.setText(f"Failed: {message}")
-        self.failed.emit("Comparison failed", message, details)
 
-    @Slot()
-    def _on_done(self) -> None:
-        self.worker = None
-        self.progress.setVisible(False)
-        self.cancel_button.setVisible(False)
-        self.runningChanged.emit(False)
+    @Slot(bool)
+    def show_running(self, running: bool) -> None:
+        self.running = running
+        if not running:
+            self.progress.setVisible(False)
+            self.progress.setFormat("%p%")
+            self.cancel_button.setVisible(False)
+
+    def clear(self) -> None:
+        """No comparison shown (another photo folder was chosen)."""
+        self.out_dir = self.report = self.outcome = None
+        self.figure.set_image(None)
+        self.figure.placeholder = "Compare methods… (Tools menu) trains each method on this folder"
+        self.table.setRowCount(0)
+        self.title.setText(NO_COMPARISON)
+        self.status.setText("")
+        self.open_button.setEnabled(False)
 
     # -- the report ----------------------------------------------------------------------------
     def show_report(self, out_dir: str, report: dict[str, Any] | None = None) -> None:
@@ -229,8 +236,11 @@ class ComparePanel(QWidget):
             self.table.setColumnHidden(c, not scored)
         # Every row visible without scrolling; the figure takes the rest of the height.
         rows_h = sum(self.table.rowHeight(r) for r in range(len(rows)))
-        self.table.setMinimumHeight(self.table.horizontalHeader().height() + rows_h
-                                    + 2 * self.table.frameWidth() + 2)
+        table_h = self.table.horizontalHeader().height() + rows_h + 2 * self.table.frameWidth() + 2
+        self.table.setMinimumHeight(table_h)
+        total = sum(self.split.sizes())
+        if total > table_h:  # the figure gets every pixel the table does not need
+            self.split.setSizes([total - table_h, table_h])
         self.status.setText("")
         self.open_button.setEnabled(True)
 

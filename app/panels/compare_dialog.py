@@ -108,7 +108,8 @@ class CompareDialog(QDialog):
     def _sync(self) -> None:
         n = len(self.methods())
         self.buttons.button(QDialogButtonBox.StandardButton.Ok).setEnabled(n > 0)
-        self.total.setText(f"about {n * self.minutes.value():g} minutes of training in all"
+        total = n * self.minutes.value()
+        self.total.setText(f"about {total:g} minute{'' if total == 1 else 's'} of training in all"
                            if n else "choose at least one method")
 
     def methods(self) -> tuple[str, ...]:

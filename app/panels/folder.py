@@ -63,6 +63,8 @@ class FolderPanel(QWidget):
     folderRequested = Signal(str)
     scanned = Signal()
     message = Signal(str, str)  # text, level
+    photoChosen = Signal(int)  # row of the thumbnail the user clicked
+    countsChanged = Signal()  # checked / unreadable counts moved
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -101,6 +103,8 @@ class FolderPanel(QWidget):
         self.view.setWordWrap(False)
         self.view.setModel(self.model)
         self.view.setToolTip("")
+        self.view.clicked.connect(lambda index: self.photoChosen.emit(index.row()))
+        self.view.activated.connect(lambda index: self.photoChosen.emit(index.row()))
 
         self.count_label = QLabel("No folder")
         self.count_label.setWordWrap(True)
@@ -116,6 +120,22 @@ class FolderPanel(QWidget):
         layout.addWidget(self.path_label)
         layout.addWidget(self.view, 1)
         layout.addWidget(self.count_label)
+
+    def usable_count(self) -> int:
+        """Photos that can be trained on: listed minus those found unreadable so far."""
+        return max(0, self.image_count - len(self.model.bad_files()))
+
+    def checking(self) -> bool:
+        """Thumbnails are still being decoded (the unreadable count may still grow)."""
+        return self.model.checked() < self.image_count
+
+    @Slot(int)
+    def select_photo(self, row: int) -> None:
+        """Highlight the thumbnail of the photo shown elsewhere (Results)."""
+        if 0 <= row < self.model.rowCount():
+            index = self.model.index(row)
+            self.view.setCurrentIndex(index)
+            self.view.scrollTo(index)
 
     def set_recent(self, folders: list[str]) -> None:
         self.recent_menu.clear()
@@ -178,10 +198,13 @@ class FolderPanel(QWidget):
 
     @Slot(int, int, int)
     def _on_checked(self, checked: int, total: int, bad: int) -> None:
+        self.countsChanged.emit()
         if total == 0:
             self.count_label.setText("No images in this folder" if self.folder else "No folder")
             return
-        parts = [f"{total} images"]
+        # Unreadable files are not images the app can use: "6 images · 2 unreadable" for 8 files
+        # with 6 usable ones would promise 6 and deliver 4.
+        parts = [f"{total - bad} images"]
         if checked < total:
             parts.append(f"checking {checked}/{total}")
         if bad:

@@ -5,7 +5,11 @@ from __future__ import annotations
 import html
 import time
 
+from PySide6.QtCore import Slot
 from PySide6.QtWidgets import QPlainTextEdit, QWidget
+
+from engine.describe import describe, level
+from engine.events import Progress
 
 LEVEL_COLOURS = {"info": "#c8c8c8", "warning": "#f0c040", "error": "#ff6b6b", "ok": "#7ddc7d"}
 
@@ -26,6 +30,15 @@ class LogPane(QPlainTextEdit):
         tag = "" if level in ("info", "ok") else f"{level.upper()}: "
         self.appendHtml(f"<span style='color:#808080'>{stamp}</span> "
                         f"<span style='color:{colour}'>{html.escape(tag + text)}</span>")
+
+    @Slot(object)
+    def on_event(self, ev: object) -> None:
+        """A training event in the words the CLI uses; progress is the status line's, not here."""
+        if isinstance(ev, Progress):
+            return
+        text = describe(ev)  # type: ignore[arg-type]
+        if text:
+            self.add(text, level(ev))  # type: ignore[arg-type]
 
     def texts(self, level: str | None = None) -> list[str]:
         return [t for lv, t in self.entries if level is None or lv == level]

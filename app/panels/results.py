@@ -20,10 +20,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.engine_calls import describe_result
 from app.overlay import Prediction, Predictor, overlay
 from app.preview import ScaledImage
 from app.workers import JobRunner, rgb_to_qimage
+
+PLACEHOLDER = "Masks of your photos appear here once a segmenter is trained (or a run is opened)"
 
 SEGMENTER_FILE = "segmenter.pt"
 
@@ -34,6 +35,8 @@ class ResultsPanel(QWidget):
     openFolderRequested = Signal(str)
     exportMasksRequested = Signal()
     exportOnnxRequested = Signal()
+    cancelExportRequested = Signal()
+    photoShown = Signal(int)  # index into ``photos`` of the photo now shown
 
     def __init__(self, jobs: JobRunner, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -45,12 +48,11 @@ class ResultsPanel(QWidget):
         self.current: Prediction | None = None
         self._busy = False
         self._wanted: int | None = None
-        self.export_worker = None
-        self.last_export: object = None
+        self.exporting = False
 
         self.title = QLabel("No segmenter yet: train one, or open a run folder (File ▸ Open run).")
         self.title.setWordWrap(True)
-        self.image = ScaledImage()
+        self.image = ScaledImage(placeholder=PLACEHOLDER)
         self.prev_button = QPushButton("◀ Previous")
         self.next_button = QPushButton("Next ▶")
         self.prev_button.clicked.connect(lambda: self.show_photo(self.index - 1))
@@ -79,7 +81,7 @@ class ResultsPanel(QWidget):
         self.job_progress.setVisible(False)
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setVisible(False)
-        self.cancel_button.clicked.connect(self.cancel_export)
+        self.cancel_button.clicked.connect(self._cancel_clicked)
         exports = QHBoxLayout()
         exports.addWidget(self.onnx_button)
         exports.addWidget(self.masks_button)
@@ -103,6 +105,8 @@ class ResultsPanel(QWidget):
 
     def set_run(self, run_dir: str | None, photos: list[str]) -> None:
         """Point the viewer at a run (its segmenter) and the photos to show it on."""
+        if run_dir != self.run_dir or photos != self.photos:
+            self.index = 0  # another run or folder: its first photo, not the old one's index
         self.run_dir = run_dir
         self.photos = photos
         self.current = None
@@ -113,13 +117,14 @@ class ResultsPanel(QWidget):
             self.show_photo(min(self.index, max(0, len(photos) - 1)))
         else:
             self.title.setText("No segmenter yet: it is trained after the GAN stage "
-                               "(or open a finished run folder).")
+                               "(or open a finished run folder)." if run_dir else
+                               "No run: train one, or open a run folder (File ▸ Open run).")
             self.image.set_image(None)
         self._sync()
 
     def _sync(self) -> None:
         has_model = self.predictor is not None
-        exporting = self.export_worker is not None
+        exporting = self.exporting
         self.prev_button.setEnabled(has_model and self.index > 0)
         self.next_button.setEnabled(has_model and self.index < len(self.photos) - 1)
         self.onnx_button.setEnabled(has_model and not exporting)
@@ -130,6 +135,7 @@ class ResultsPanel(QWidget):
         if self.predictor is None or not self.photos:
             return
         self.index = max(0, min(index, len(self.photos) - 1))
+        self.photoShown.emit(self.index)
         self.where.setText(f"{self.index + 1} / {len(self.photos)} · "
                            f"{Path(self.photos[self.index]).name} · segmenting…")
         self._sync()
@@ -169,51 +175,30 @@ class ResultsPanel(QWidget):
         self.where.setText(f"{i + 1} / {len(self.photos)} · {Path(pred.path).name} · "
                            f"object covers {pred.coverage:.0%}")
 
-    # -- exports -------------------------------------------------------------------------------
-    def start_export(self, fn, label: str) -> None:
-        """Run an export ``fn(progress, cancel) -> summary`` with a progress bar and Cancel."""
+    # -- exports (run by the ExportController; shown here) -----------------------------------
+    @Slot(str)
+    def export_started(self, label: str) -> None:
+        self.exporting = True
         self.job_progress.setVisible(True)
         self.job_progress.setRange(0, 0)
         self.job_progress.setFormat(f"{label} %v/%m")
         self.cancel_button.setVisible(True)
         self.cancel_button.setEnabled(True)
-        self._export_label = label
-        self.export_worker = self.jobs.start(fn, "peel-export", on_result=self._on_export_result,
-                                             on_error=self._on_export_error,
-                                             on_progress=self._on_export_progress,
-                                             on_done=self._on_export_done)
-        self.message.emit(f"{label} started", "info")
         self._sync()
 
-    @Slot()
-    def cancel_export(self) -> None:
-        if self.export_worker is not None:
-            self.export_worker.cancel.set()
-            self.cancel_button.setEnabled(False)
-            self.message.emit(f"{self._export_label}: cancelling…", "warning")
-
     @Slot(int, int)
-    def _on_export_progress(self, done: int, total: int) -> None:
+    def export_progress(self, done: int, total: int) -> None:
         self.job_progress.setRange(0, max(1, total))
         self.job_progress.setValue(done)
 
-    @Slot(object)
-    def _on_export_result(self, summary: object) -> None:
-        self.last_export = summary
-        text, level, folder = describe_result(summary)
-        self.message.emit(f"{self._export_label}: {text}", level)
-        for bad in getattr(summary, "failures", [])[:10]:
-            self.message.emit(f"{bad.path}: {bad.reason}", "warning")
-        if folder is not None:
-            self.openFolderRequested.emit(folder)
-
-    @Slot(str, str)
-    def _on_export_error(self, message: str, details: str) -> None:
-        self.failed.emit(f"{self._export_label} failed", message, details)
-
     @Slot()
-    def _on_export_done(self) -> None:
-        self.export_worker = None
+    def export_ended(self) -> None:
+        self.exporting = False
         self.job_progress.setVisible(False)
         self.cancel_button.setVisible(False)
         self._sync()
+
+    @Slot()
+    def _cancel_clicked(self) -> None:
+        self.cancel_button.setEnabled(False)
+        self.cancelExportRequested.emit()

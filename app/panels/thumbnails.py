@@ -104,6 +104,9 @@ class ThumbnailModel(QAbstractListModel):
     def bad_files(self) -> dict[str, str]:
         return {self._paths[r]: reason for r, reason in sorted(self._bad.items())}
 
+    def checked(self) -> int:
+        return self._checked
+
     def path(self, row: int) -> str:
         return self._paths[row]
 

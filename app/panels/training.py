@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QSettings, Qt, Signal
+from PySide6.QtCore import QSettings, Qt, QTimer, Signal, Slot
 from PySide6.QtWidgets import (
     QButtonGroup,
     QCheckBox,
@@ -24,18 +24,15 @@ from PySide6.QtWidgets import (
 )
 
 from engine.config import SIZES
+from engine.describe import rate, where
+from engine.events import Finished, PhaseChanged, Progress
 from engine.methods.registry import SPECS
 
 METHOD_TIPS = {name: spec.summary for name, spec in SPECS.items()}
 
 
-def _fmt_eta(seconds: float | None) -> str:
-    if seconds is None or seconds != seconds:  # None or NaN
-        return "–"
-    seconds = int(round(seconds))
-    h, rem = divmod(seconds, 3600)
-    m, s = divmod(rem, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+# Fewer usable photos than this and the GAN has little to learn from (and repeats one batch).
+MIN_PHOTOS = 50
 
 
 class TrainingPanel(QGroupBox):
@@ -53,7 +50,9 @@ class TrainingPanel(QGroupBox):
             self.method.addItem(name)
             self.method.setItemData(self.method.count() - 1, METHOD_TIPS.get(name, ""),
                                     Qt.ItemDataRole.ToolTipRole)
-        self.method.setToolTip("Which method learns the foreground/background split")
+        self.method.setToolTip("How the object is separated from the background. PerturbGAN is "
+                               "the one that separated objects on CPU budgets here; hover over "
+                               "each method in the list for what it does.")
         self.size = QComboBox()
         for s in SIZES:
             self.size.addItem(f"{s} px", s)
@@ -69,12 +68,15 @@ class TrainingPanel(QGroupBox):
         self.minutes = QSpinBox()
         self.minutes.setRange(1, 24 * 60)
         self.minutes.setValue(20)
-        self.minutes.setToolTip("Time budget for the whole pipeline (bootstrap, GAN, segmenter)")
+        self.minutes.setToolTip("Time for the whole pipeline (GrabCut prior, GAN, segmenter "
+                                "rounds). 20 min on a CPU gives usable masks for simple "
+                                "subjects; more time gives crisper ones.")
         self.steps = QSpinBox()
         self.steps.setRange(1, 1_000_000)
         self.steps.setValue(2000)
         self.steps.setSingleStep(100)
-        self.steps.setToolTip("GAN steps (reproducible budget, independent of machine speed)")
+        self.steps.setToolTip("GAN steps instead of time: the same number gives the same run on "
+                              "any machine (slower machines just take longer).")
         self.by_minutes.toggled.connect(self._sync_budget)
         self.batch = QSpinBox()
         self.batch.setRange(2, 256)
@@ -83,8 +85,8 @@ class TrainingPanel(QGroupBox):
                               "is short.")
         self.device = QComboBox()
         self.device.addItems(["auto", "cpu", "cuda"])
-        self.device.setToolTip("auto uses the GPU when there is one. The device really used is "
-                               "shown in the status bar.")
+        self.device.setToolTip("auto uses an NVIDIA GPU when there is one, else the CPU. The "
+                               "device really used is shown in the status bar.")
         self.bootstrap = QCheckBox("GrabCut bootstrap prior")
         self.bootstrap.setChecked(True)
         self.bootstrap.setToolTip("Train a label-free prior on GrabCut masks first; it tells the "
@@ -124,6 +126,12 @@ class TrainingPanel(QGroupBox):
         self.resume_label = QLabel("")
         self.resume_label.setWordWrap(True)
         self.resume_label.setVisible(False)
+        # Their space is kept while hidden: appearing after Stop, they pushed the thumbnail grid
+        # up and cut its last row in half.
+        for w in (self.resume_label, self.new_run_button):
+            policy = w.sizePolicy()
+            policy.setRetainSizeWhenHidden(True)
+            w.setSizePolicy(policy)
         buttons = QGridLayout()
         buttons.addWidget(self.start_button, 0, 0)
         buttons.addWidget(self.pause_button, 0, 1)
@@ -136,14 +144,26 @@ class TrainingPanel(QGroupBox):
         self.progress.setFormat("idle")
         self.progress.setTextVisible(True)
         self.rate_label = QLabel(" ")
+        self.photos_warning = QLabel("")
+        self.photos_warning.setWordWrap(True)
+        self.photos_warning.setStyleSheet("color: #e0a030")
+        self.photos_warning.setVisible(False)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
+        layout.addWidget(self.photos_warning)
         layout.addWidget(self.resume_label)
         layout.addLayout(buttons)
         layout.addWidget(self.progress)
         layout.addWidget(self.rate_label)
         self._sync_budget()
         self.set_running(False)
+        # Progress events come several times a second; the newest is shown on a timer.
+        self.latest_progress: Progress | None = None
+        self.paused = False
+        self.ui_timer = QTimer(self)
+        self.ui_timer.setInterval(100)
+        self.ui_timer.timeout.connect(self._apply_progress)
+        self.ui_timer.start()
 
     def _sync_budget(self) -> None:
         self.minutes.setEnabled(self.by_minutes.isChecked())
@@ -158,6 +178,7 @@ class TrainingPanel(QGroupBox):
                   self.by_steps, self.batch, self.device, self.bootstrap):
             w.setEnabled(not running)
         if not running:
+            self.paused = False
             self._sync_budget()
             self.pause_button.blockSignals(True)
             self.pause_button.setChecked(False)
@@ -191,20 +212,58 @@ class TrainingPanel(QGroupBox):
         return opts
 
     def reset_progress(self, text: str = "idle") -> None:
+        self.latest_progress = None
+        self.paused = False
         self.progress.setRange(0, 1000)
         self.progress.setValue(0)
         self.progress.setFormat(text)
         self.rate_label.setText(" ")
 
-    def show_progress(self, step: int, fraction: float | None, steps_per_s: float,
-                      eta_s: float | None, phase: str) -> None:
-        if fraction is None:
+    def warn_photos(self, usable: int, still_counting: bool) -> None:
+        """Say so before a run starts on too few photos to learn from."""
+        few = 0 < usable < max(MIN_PHOTOS, self.batch.value()) and not still_counting
+        self.photos_warning.setText(
+            f"Only {usable} usable photo{'s' if usable != 1 else ''}: a GAN needs many views of "
+            f"the subject ({MIN_PHOTOS}+, and at least the batch of {self.batch.value()}); "
+            "expect poor masks." if few else "")
+        self.photos_warning.setVisible(few)
+
+    @Slot(object)
+    def on_event(self, ev: object) -> None:
+        if isinstance(ev, Progress):
+            self.latest_progress = ev  # shown by the timer
+        elif isinstance(ev, PhaseChanged):
+            self.latest_progress = None
+            self.progress.setFormat(f"{ev.phase} · starting")
+            self.rate_label.setText(" ")
+        elif isinstance(ev, Finished):
+            self.latest_progress = None
+            self.progress.setFormat(f"{'stopped' if ev.stopped else 'finished'} · step {ev.step}")
+            self.rate_label.setText(" ")
+
+    def show_paused(self, paused: bool) -> None:
+        """While paused nothing moves: no rate, no ETA, only where it stands."""
+        self.paused = paused
+        if paused:
+            self.latest_progress = None
+            text = self.progress.format().split(" · paused")[0]
+            self.progress.setFormat(f"{text} · paused")
+            self.rate_label.setText("paused: Resume continues from here")
+        else:
+            self.rate_label.setText(" ")
+
+    @Slot()
+    def _apply_progress(self) -> None:
+        ev, self.latest_progress = self.latest_progress, None
+        if ev is None or self.paused:
+            return
+        if ev.fraction is None:
             self.progress.setRange(0, 0)  # busy indicator
         else:
             self.progress.setRange(0, 1000)
-            self.progress.setValue(int(round(1000 * max(0.0, min(1.0, fraction)))))
-        self.progress.setFormat(f"{phase} · step {step}")
-        self.rate_label.setText(f"{steps_per_s:.2f} steps/s · ETA {_fmt_eta(eta_s)}")
+            self.progress.setValue(int(round(1000 * max(0.0, min(1.0, ev.fraction)))))
+        self.progress.setFormat(where(ev))
+        self.rate_label.setText(rate(ev))
 
     def save(self, settings: QSettings) -> None:
         settings.setValue("train/method", self.method.currentText())

@@ -8,6 +8,12 @@ folder; the results view needs a run folder with segmenter.pt (``--run``, or the
 
 With ``--compare OUT`` (the output folder of a finished ``peel compare`` or Tools ▸ Compare
 methods… on FOLDER) it only writes compare.png: the Compare view showing that report.
+
+With ``--opened RUN`` (a run trained by ``peel train``) it only writes opened-run.png (the Live
+tab of that run as File ▸ Open run folder shows it) and export-dialog.png (Export masks…).
+
+``--fit-steps N`` shortens the prior and segmenter fits of the live run, and ``--wait-plots K``
+takes the training shot once K stage kinds have reported losses (3: prior, GAN and segmenter).
 """
 
 from __future__ import annotations
@@ -62,6 +68,10 @@ def main() -> int:
     parser.add_argument("--bootstrap", action="store_true", help="train the GrabCut prior first")
     parser.add_argument("--previews", type=int, default=4,
                         help="previews (every 10 steps) to wait for before the training shot")
+    parser.add_argument("--opened", help="only opened-run.png and export-dialog.png: a CLI run")
+    parser.add_argument("--fit-steps", type=int, help="prior/segmenter fit steps of the live run")
+    parser.add_argument("--wait-plots", type=int, default=1,
+                        help="stage kinds with losses to wait for before the training shot")
     args = parser.parse_args()
 
     app = QApplication(sys.argv[:1])
@@ -79,6 +89,18 @@ def main() -> int:
         save(window, app, "compare")
         window.close()
         return 0
+    if args.opened:
+        window.open_run(args.opened)
+        wait_for(app, lambda: "checking" not in window.folder_panel.count_label.text(), 30)
+        window.tabs.setCurrentIndex(0)
+        save(window, app, "opened-run")
+        dialog = window.export_masks_dialog()
+        pump(app, 0.5)
+        dialog.grab().save(str(OUT / "export-dialog.png"))
+        print("saved", OUT / "export-dialog.png")
+        dialog.reject()
+        window.close()
+        return 0
     save(window, app, "empty")
 
     window.open_folder(args.folder)
@@ -87,6 +109,13 @@ def main() -> int:
 
     # Live training: small and quick (32 px, by default no bootstrap), previews every 10 steps.
     window.config_overrides = {"preview_every": 10, "log_every": 5}
+    if args.fit_steps:
+        from dataclasses import replace
+
+        from engine.config import PipelineConfig
+
+        window.config_overrides["pipeline"] = replace(PipelineConfig(),
+                                                      segmenter_steps=args.fit_steps)
     if args.method:
         window.training.method.setCurrentText(args.method)
     window.training.size.setCurrentIndex(0)
@@ -95,8 +124,12 @@ def main() -> int:
     window.training.batch.setValue(16)
     window.training.bootstrap.setChecked(args.bootstrap)
     window.training.start_button.click()
-    wait_for(app, lambda: len(window.preview.history) >= args.previews, args.train_seconds)
+    wait_for(app, lambda: len(window.preview.history) >= args.previews
+             and len(window.plots.loss_plots) >= args.wait_plots, args.train_seconds)
     pump(app, 1.0)
+    gan = window.plots._pages.get("GAN")
+    if gan is not None:  # the stage most worth looking at, whichever runs now
+        window.plots.loss_tabs.setCurrentWidget(gan)
     save(window, app, "training")
     if args.run is None:
         wait_for(app, lambda: window.session is None, 1200)

@@ -219,7 +219,7 @@ def train_encoder(
         return values
 
     budget = Budget(budget_s, steps)
-    done = yield from run_steps(step, budget, control, phase, step0)
+    done = yield from run_steps(step, budget, control, phase, step0, own_count=True)
     active = budget.elapsed_s
     seg.eval().requires_grad_(False)
     summary = {"steps": float(done), "seconds": active,

@@ -131,6 +131,9 @@ def grabcut_masks(
                         elapsed_s=elapsed,
                         eta_s=left / rate if rate > 0 else None,
                         fraction=computed / len(todo),
+                        unit="photos",
+                        done=computed,
+                        total=len(todo),
                     )
                 if control.paused:
                     control.wait_if_paused()

@@ -101,6 +101,6 @@ def fit_unet(
         opt.step()
         return {"bce": float(bce.detach()), "dice": float(dice.detach())}
 
-    yield from run_steps(step, Budget(budget_s, steps), control, phase, step0)
+    yield from run_steps(step, Budget(budget_s, steps), control, phase, step0, own_count=True)
     return unet.eval()
 

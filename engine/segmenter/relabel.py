@@ -102,7 +102,8 @@ def refined_labels(
             if elapsed - last >= 1.0 or done == n:
                 last = elapsed
                 rate = done / elapsed if elapsed > 0 else 0.0
-                yield Progress(step0, phase, rate, elapsed, (n - done) / rate if rate else None, done / n)
+                yield Progress(step0, phase, rate, elapsed, (n - done) / rate if rate else None, done / n,
+                               unit="photos", done=done, total=n)
             if control.paused:
                 control.wait_if_paused()
             if control.stop_requested:

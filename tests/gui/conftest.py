@@ -38,6 +38,8 @@ class RecordingPrompter:
         self.questions: list[str] = []
         self.errors: list[tuple[str, str]] = []
         self.opened: list[str] = []
+        self.informed: list[tuple[str, str]] = []
+        self.can_open = True  # False: like a desktop without a file manager
         self.folder: str | None = None
 
     def ask(self, parent, title: str, text: str) -> bool:
@@ -50,8 +52,12 @@ class RecordingPrompter:
     def choose_folder(self, parent, title: str, start: str = "") -> str | None:
         return self.folder
 
-    def open_folder(self, folder: str) -> None:
+    def open_folder(self, folder: str) -> bool:
         self.opened.append(folder)
+        return self.can_open
+
+    def inform(self, parent, title: str, text: str) -> None:
+        self.informed.append((title, text))
 
 
 def fake_preview(step: int, n: int = 4, size: int = 16) -> Preview:

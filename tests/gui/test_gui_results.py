@@ -73,10 +73,10 @@ def test_export_masks_writes_one_png_per_photo(make_window, run_folder, tmp_path
     out = tmp_path / "masks out"
     w.export_masks(str(out), "mask")
     assert w.results.cancel_button.isVisible()
-    qtbot.waitUntil(lambda: w.results.export_worker is None, timeout=60000)
+    qtbot.waitUntil(lambda: not w.exports.is_running(), timeout=60000)
     assert not prompter.errors, prompter.errors
     assert len(list(out.glob("*.png"))) == 12
-    assert w.results.last_export.written == 12
+    assert w.exports.last.written == 12
     assert prompter.opened == [str(out)]
     assert any("Mask export: 12 masks written" in t for t in w.log.texts("ok"))
 
@@ -92,8 +92,8 @@ def test_export_cancel(make_window, run_folder, tmp_path, qtbot, prompter, monke
     w.export_masks(str(out), "cutout")
     qtbot.wait(100)  # inside the first (slow) batch
     w.results.cancel_button.click()
-    qtbot.waitUntil(lambda: w.results.export_worker is None, timeout=20000)
-    assert w.results.last_export.cancelled
+    qtbot.waitUntil(lambda: not w.exports.is_running(), timeout=20000)
+    assert w.exports.last.cancelled
     assert len(list(out.glob("*.png"))) < 12
     assert w.results.masks_button.isEnabled()
 

@@ -17,7 +17,7 @@ def test_folder_shows_count_and_flags_unreadable(make_window, tiny_demo_folder, 
     assert w.open_folder(str(tiny_demo_folder))
     assert w.folder_panel.model.rowCount() == 13
     qtbot.waitUntil(lambda: "checking" not in w.folder_panel.count_label.text(), timeout=5000)
-    assert "13 images" in w.folder_panel.count_label.text()
+    assert "12 images" in w.folder_panel.count_label.text()  # 13 files, 1 unreadable
     assert "1 unreadable" in w.folder_panel.count_label.text()
     bad = w.folder_panel.model.bad_files()
     assert list(bad.values()) == ["empty file (0 bytes)"]

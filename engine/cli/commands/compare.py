@@ -77,21 +77,19 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _printer():  # type: ignore[no-untyped-def]
+    from engine.describe import describe
     from engine.events import Failed, Finished, PhaseChanged, Progress, WarningEvent
 
     last: dict[str, float] = {}
 
     def sink(method: str, ev: object) -> None:
-        if isinstance(ev, PhaseChanged):
-            print(f"[{method}] stage: {ev.phase}", flush=True)
-        elif isinstance(ev, WarningEvent):
-            print(f"[{method}] {ev.message}", flush=True)
-        elif isinstance(ev, Failed):
-            print(f"[{method}] error: {ev.error}", file=sys.stderr, flush=True)
-        elif isinstance(ev, Finished):
-            print(f"[{method}] finished at step {ev.step}", flush=True)
-        elif isinstance(ev, Progress) and ev.elapsed_s - last.get(method, -1e9) >= 30:
+        if isinstance(ev, Progress):
+            if ev.elapsed_s - last.get(method, -1e9) < 30:
+                return
             last[method] = ev.elapsed_s
-            print(f"[{method}] {ev.phase} step {ev.step}, {ev.steps_per_s:.2f} it/s", flush=True)
+        elif not isinstance(ev, (PhaseChanged, WarningEvent, Failed, Finished)):
+            return
+        print(f"[{method}] {describe(ev)}", file=sys.stderr if isinstance(ev, Failed) else sys.stdout,
+              flush=True)
 
     return sink

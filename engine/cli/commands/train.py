@@ -90,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
 
 def consume(config: object, resume: bool, out: TextIO) -> int:
     """Print the event stream: one rewritten progress line on a terminal, plain lines otherwise."""
+    from engine.describe import describe, level
     from engine.events import (
         CheckpointSaved,
         Failed,
@@ -122,11 +123,7 @@ def consume(config: object, resume: bool, out: TextIO) -> int:
     clean = False  # set when the events ran out normally: only then do the ranks wait for each other
     try:
         for ev in events:
-            if isinstance(ev, Started):
-                say(f"training {ev.method} on {ev.device} from step {ev.step}")
-            elif isinstance(ev, PhaseChanged):
-                say(f"stage: {ev.phase}" + (f" ({ev.detail})" if ev.detail else ""))
-            elif isinstance(ev, Progress):
+            if isinstance(ev, Progress):
                 line = progress_line(ev)
                 if tty:
                     out.write("\r" + line.ljust(79))
@@ -134,18 +131,16 @@ def consume(config: object, resume: bool, out: TextIO) -> int:
                     open_line = True
                 else:
                     say(line)
-            elif isinstance(ev, WarningEvent):
-                say(f"warning: {ev.message}")
-            elif isinstance(ev, CheckpointSaved) and not tty:
-                say(f"checkpoint {ev.path}" + ("" if ev.good else " (not marked good)"))
-            elif isinstance(ev, Failed):
-                say(f"error: {ev.error}")
-                if rank > 0:
-                    print(f"rank {rank}: error: {ev.error}", file=sys.stderr)
-                return 1
-            elif isinstance(ev, Finished):
-                verb = "stopped" if ev.stopped else "finished"
-                say(f"{verb} at step {ev.step}; run folder {ev.run_dir}")
+            elif isinstance(ev, CheckpointSaved) and tty:
+                continue  # the progress line says enough on a terminal
+            elif isinstance(ev, (Started, PhaseChanged, WarningEvent, CheckpointSaved, Failed,
+                                 Finished)):
+                text = describe(ev)
+                say(f"{level(ev)}: {text}" if level(ev) in ("warning", "error") else text)
+                if isinstance(ev, Failed):
+                    if rank > 0:
+                        print(f"rank {rank}: error: {ev.error}", file=sys.stderr)
+                    return 1
         clean = True
     except KeyboardInterrupt:  # a second Ctrl-C: leave now, the last checkpoint stays usable
         say("interrupted; resume from the last checkpoint with --resume")
@@ -158,16 +153,11 @@ def consume(config: object, resume: bool, out: TextIO) -> int:
 
 
 def progress_line(ev: object) -> str:
+    from engine.describe import describe
     from engine.events import Progress
 
     assert isinstance(ev, Progress)
     width = 20
     frac = ev.fraction if ev.fraction is not None else 0.0
     bar = "#" * int(round(frac * width))
-    eta = "?" if ev.eta_s is None else _clock(ev.eta_s)
-    return f"{ev.phase:<10} [{bar:<{width}}] step {ev.step} {ev.steps_per_s:.2f} it/s ETA {eta}"
-
-
-def _clock(seconds: float) -> str:
-    s = int(round(seconds))
-    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
+    return f"[{bar:<{width}}] {describe(ev)}"

@@ -1,0 +1,1 @@
+"""Controllers: own the background jobs (training, exports, comparison); panels only show them."""

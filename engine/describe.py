@@ -1,0 +1,78 @@
+"""One sentence per training event, for every place a person reads them.
+
+The CLI's lines, the app's log pane and its status line all say the same thing about the same
+event, so a user moving between them never meets two wordings (or two different counts) for one
+fact. Pure functions of the event: no I/O, no Qt, no state.
+"""
+
+from __future__ import annotations
+
+from engine.events import (
+    CheckpointSaved,
+    Event,
+    Failed,
+    Finished,
+    PhaseChanged,
+    Progress,
+    Started,
+    WarningEvent,
+)
+
+
+def clock(seconds: float | None) -> str:
+    """``m:ss`` or ``h:mm:ss``; a dash when unknown."""
+    if seconds is None or seconds != seconds:  # None or NaN
+        return "–"
+    s = max(0, int(round(seconds)))
+    h, rem = divmod(s, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+def level(event: Event) -> str:
+    """How a display should mark the event: info, ok, warning or error."""
+    if isinstance(event, Failed):
+        return "error"
+    if isinstance(event, WarningEvent):
+        return "warning"
+    if isinstance(event, Finished):
+        return "ok"
+    return "info"
+
+
+def where(event: Progress) -> str:
+    """The stage and how far it is, without the rate: ``gan · step 120``,
+    ``segmenter · fit step 40/400`` or ``bootstrap · 34/200 photos``."""
+    if event.unit != "steps" and event.total is not None:
+        return f"{event.phase} · {event.done or 0}/{event.total} {event.unit}"
+    if event.done is not None:  # a fit counting its own steps (the run's step would stand still)
+        total = f"/{event.total}" if event.total is not None else ""
+        return f"{event.phase} · fit step {event.done}{total}"
+    return f"{event.phase} · step {event.step}"
+
+
+def rate(event: Progress) -> str:
+    """``12.3 steps/s · stage ETA 0:42`` (the ETA is the stage's: the engine knows no other)."""
+    return f"{event.steps_per_s:.2f} {event.unit}/s · stage ETA {clock(event.eta_s)}"
+
+
+def describe(event: Event) -> str:
+    """The event in one line; "" for events that are drawn rather than read (losses, previews)."""
+    match event:
+        case Started():
+            return (f"training {event.method} on {event.device} "
+                    f"(stage {event.phase}, from step {event.step})")
+        case PhaseChanged():
+            return f"stage: {event.phase}" + (f" ({event.detail})" if event.detail else "")
+        case Progress():
+            return f"{where(event)} · {rate(event)}"
+        case CheckpointSaved():
+            return f"checkpoint {event.path}" + ("" if event.good else " (not marked good)")
+        case WarningEvent():
+            return event.message
+        case Failed():
+            return event.error
+        case Finished():
+            verb = "stopped" if event.stopped else "finished"
+            return f"{verb} at step {event.step}; run folder {event.run_dir}"
+    return ""

@@ -1,0 +1,37 @@
+"""Issue #17 item 1: losses per kind of stage, on one step axis through the stages in run order."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def test_stages_follow_each_other_on_the_axis_and_get_their_own_plot(qtbot):
+    from app.plots import MetricsPlots
+
+    plots = MetricsPlots()
+    qtbot.addWidget(plots)
+    for done in (10, 20):  # the prior's fit counts from 0
+        plots.add_losses(done, {"bce": 0.5, "dice": 0.4}, "bootstrap")
+    for step in (1, 50, 100):  # the GAN counts the run's steps from 1
+        plots.add_losses(step, {"d": 1.0, "g": 2.0, "coverage": 0.3}, "gan")
+    for step in (110, 120):  # the segmenter's fit starts again at the GAN's step
+        plots.add_losses(step, {"bce": 0.3, "dice": 0.2}, "segmenter")
+    plots.add_losses(101, {"d": 0.9, "g": 1.9}, "round-1-gan")
+
+    x = {key: series.view()[0] for key, series in plots.losses.items()}
+    prior, gan = x["GrabCut prior:bce"], x["d"]
+    seg = x["segmenter:bce"]
+    assert prior.max() < gan.min()  # no stage drawn over another
+    assert gan[2] < seg.min() and seg.max() < gan[-1]  # round 1 comes after the segmenter
+    assert np.isnan(plots.losses["d"].view()[1][3])  # a break between the two GAN stages
+    assert plots.coverage.n == 3
+    plots._redraw()
+    tabs = [plots.loss_tabs.tabText(i) for i in range(plots.loss_tabs.count())
+            if plots.loss_tabs.isTabVisible(i)]
+    assert tabs == ["GrabCut prior losses", "GAN losses", "segmenter losses"]
+    assert plots.loss_tabs.currentWidget() is plots._pages["GAN"]  # the stage reporting now
+    assert len(plots.loss_plots["GAN"].listDataItems()) == 2  # d and g, not 12 series
+    plots.clear()
+    assert not plots.loss_plots and not plots.loss_plots.get("GAN")
+    assert not plots._plots["GAN"].listDataItems()
+    assert plots.loss_tabs.currentWidget() is plots._placeholder
