@@ -230,6 +230,8 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunConfig:
+        if not isinstance(data, dict):  # config.json is user-editable: a list must not crash
+            raise ValueError(f"expected a JSON object, found {type(data).__name__}")
         if data.get("method") == "redo":
             # A ReDO run saves its own RedoConfig; the fields both share are enough to resume it
             # through ``train`` (which hands them back to ReDO, which checks its saved config).

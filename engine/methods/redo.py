@@ -41,6 +41,7 @@ from engine.config import check_run_shape
 from engine.control import RunControl
 from engine.data import RandomCropDataset, load_folder, to_tensor, to_uint8
 from engine.device import configure_cpu_threads, describe, pick_device
+from engine.errors import InputError, failure_cause
 from engine.events import (
     CheckpointSaved,
     Event,
@@ -115,6 +116,8 @@ class RedoConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RedoConfig:
+        if not isinstance(data, dict):
+            raise ValueError(f"expected a JSON object, found {type(data).__name__}")
         return cls(**data)
 
 
@@ -241,10 +244,11 @@ def train_redo(
     try:
         yield from run.execute(resume)
     except Exception as exc:
-        log.error("ReDO training failed: %s", exc, exc_info=True)
-        known = isinstance(exc, (RedoError, CheckpointError))
-        yield Failed(step=run.step, error=str(exc) if known else f"{type(exc).__name__}: {exc}",
-                     traceback=traceback.format_exc())
+        cause = failure_cause(exc, (RedoError, CheckpointError))
+        log.log(logging.ERROR if cause == "internal" else logging.DEBUG, "ReDO training failed: %s",
+                exc, exc_info=cause == "internal")
+        yield Failed(step=run.step, error=f"{type(exc).__name__}: {exc}" if cause == "internal"
+                     else str(exc), traceback=traceback.format_exc(), cause=cause)
 
 
 class _RedoRun:
@@ -265,12 +269,12 @@ class _RedoRun:
         self.device, device_warning = pick_device(cfg.device)
         payload = self._resume_payload() if resume else None
         if payload is None and ckpt.list_checkpoints(self.run_dir):
-            raise RedoError(f"{self.run_dir} already holds a run; resume it or choose a new folder")
+            raise InputError(f"{self.run_dir} already holds a run; resume it or choose a new folder")
         write_json(self.run_dir / "config.json", cfg.to_dict())
         bad: list[str] = []
         cache = load_folder(cfg.folder, cfg.size, on_bad=lambda b: bad.append(f"{b.path}: {b.reason}"))
         if len(cache) == 0:
-            raise RedoError(f"no readable images in {cfg.folder}")
+            raise InputError(f"no readable images in {cfg.folder}")
         self.dataset = RandomCropDataset(cache, cfg.size)
         self.fixed = self._fixed_images(cache.images)
         self._start(self.seed)
@@ -317,15 +321,15 @@ class _RedoRun:
     def _resume_payload(self) -> dict[str, Any] | None:
         saved_path = self.run_dir / "config.json"
         if not saved_path.exists():
-            raise RedoError(f"nothing to resume in {self.run_dir} (no config.json)")
+            raise InputError(f"nothing to resume in {self.run_dir} (no config.json)")
         try:
             saved = RedoConfig.from_dict(json.loads(saved_path.read_text(encoding="utf-8")))
         except (ValueError, TypeError) as exc:
-            raise RedoError(f"{saved_path} is not a ReDO run configuration ({exc})") from exc
+            raise InputError(f"{saved_path} is not a ReDO run configuration ({exc})") from exc
         diff = [f"{k}: run has {getattr(saved, k)}, asked for {getattr(self.config, k)}"
                 for k in RESUME_LOCKED if getattr(saved, k) != getattr(self.config, k)]
         if diff:
-            raise RedoError("cannot resume: the run was trained differently (" + "; ".join(diff) + ")")
+            raise InputError("cannot resume: the run was trained differently (" + "; ".join(diff) + ")")
         found = ckpt.list_checkpoints(self.run_dir)
         return ckpt.load(found[-1]) if found else None
 

@@ -36,6 +36,7 @@ from engine.config import RunConfig
 from engine.control import RunControl
 from engine.data import RandomCropDataset, load_folder
 from engine.device import configure_cpu_threads, describe, pick_device
+from engine.errors import InputError, failure_cause
 from engine.events import (
     CheckpointSaved,
     Event,
@@ -88,10 +89,12 @@ def train(
     try:
         yield from run.execute(resume)
     except Exception as exc:  # every failure reaches the consumer as an event
-        log.error("training failed: %s", exc, exc_info=True)
-        known = isinstance(exc, (RunError, CheckpointError, DiskFullError))
-        message = str(exc) if known else f"{type(exc).__name__}: {exc}"
-        yield Failed(step=run.step, error=message, traceback=traceback.format_exc())
+        cause = failure_cause(exc, (RunError, CheckpointError, DiskFullError))
+        # The consumer reports an expected failure as one line; only a bug gets its traceback.
+        log.log(logging.ERROR if cause == "internal" else logging.DEBUG, "training failed: %s", exc,
+                exc_info=cause == "internal")
+        message = f"{type(exc).__name__}: {exc}" if cause == "internal" else str(exc)
+        yield Failed(step=run.step, error=message, traceback=traceback.format_exc(), cause=cause)
 
 
 def _train_redo(config: RunConfig, control: RunControl | None, resume: bool) -> Iterator[Event]:
@@ -155,7 +158,7 @@ class _Run:
             self.metrics = distributed.NullLog()  # type: ignore[assignment]
         payload = self._resume_payload() if resume else None
         if payload is None and ckpt.list_checkpoints(self.run_dir):
-            raise RunError(
+            raise InputError(
                 f"{self.run_dir} already holds a run; resume it (--resume) or choose a new folder"
             )
         if distributed.is_main():
@@ -165,7 +168,7 @@ class _Run:
         bad_files: list[str] = []
         cache = load_folder(cfg.folder, cfg.size, on_bad=lambda b: bad_files.append(f"{b.path}: {b.reason}"))
         if len(cache) == 0:
-            raise RunError(f"no readable images in {cfg.folder}")
+            raise InputError(f"no readable images in {cfg.folder}")
         self.dataset = RandomCropDataset(cache, cfg.size)
         self.method = build_method(cfg, self.device)
         codes_rng = torch.Generator().manual_seed(cfg.seed + 1)
@@ -221,14 +224,14 @@ class _Run:
     def _resume_payload(self) -> dict[str, Any] | None:
         saved_path = self.run_dir / "config.json"
         if not saved_path.exists():
-            raise RunError(f"nothing to resume in {self.run_dir} (no config.json)")
+            raise InputError(f"nothing to resume in {self.run_dir} (no config.json)")
         try:
             saved = RunConfig.from_dict(json.loads(saved_path.read_text(encoding="utf-8")))
         except (ValueError, TypeError) as exc:
-            raise RunError(f"{saved_path} is not a valid run configuration ({exc})") from exc
+            raise InputError(f"{saved_path} is not a valid run configuration ({exc})") from exc
         problems = config_mod.resume_mismatch(saved, self.config)
         if problems:
-            raise RunError("cannot resume: the run was trained differently (" + "; ".join(problems) + ")")
+            raise InputError("cannot resume: the run was trained differently (" + "; ".join(problems) + ")")
         if distributed.is_main():
             ckpt.remove_stale_temps(self.run_dir)  # half-written files of a killed run
         found = ckpt.list_checkpoints(self.run_dir)
