@@ -260,3 +260,30 @@ def test_segment_cli_writes_and_names_the_coco_file(
     assert f"COCO annotations of every photo done so far: {out / 'coco.json'}" in capsys.readouterr().out
     assert len(COCO(str(out / "coco.json")).getImgIds()) == 13
     assert len(list((out / ".peel-coco").glob("*.json"))) == 13
+
+
+class DiscRunner:
+    """A stand-in model: a centred disc on every photo."""
+
+    size = 64
+    stride = 8
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        n, _, h, w = batch.shape
+        yy, xx = np.mgrid[:h, :w]
+        disc = ((yy - h / 2) ** 2 + (xx - w / 2) ** 2 < (min(h, w) / 3) ** 2).astype(np.float32)
+        return np.repeat(disc[None], n, axis=0)
+
+    def describe(self) -> str:
+        return "disc (test)"
+
+
+def test_yolo_class_list_never_overwrites_a_photos_labels(tmp_path: Path) -> None:
+    src = tmp_path / "in"
+    src.mkdir()
+    for name in ("classes.png", "other.png"):
+        cv2.imwrite(str(src / name), shapes_photo(64, 64))
+    out = tmp_path / "yolo"
+    assert export_masks(DiscRunner(), src, out, ExportOptions(format="yolo")).written == 2
+    labels = (out / "classes.txt").read_text()
+    assert labels.startswith("0 ") and labels == (out / "other.txt").read_text()

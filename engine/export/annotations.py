@@ -142,7 +142,13 @@ def _coco_object(component, rle: bool, shape: tuple[int, int]) -> dict[str, obje
 def finish(fmt: str, out_dir: Path, in_dir: Path) -> Path | None:
     """After an export: merge the COCO fragments; write YOLO's ``classes.txt``."""
     if fmt == "yolo":
-        write_text(out_dir / "classes.txt", LABEL + "\n")
+        classes = out_dir / "classes.txt"
+        # A photo named classes.jpg owns that name: its labels must not be overwritten.
+        if not classes.exists() or classes.read_text(encoding="utf-8") == LABEL + "\n":
+            write_text(classes, LABEL + "\n")
+        else:
+            log.warning("%s holds a photo's labels; the class list (%s) is not written",
+                        classes, LABEL)
         return None
     target = coco_path(out_dir, fmt)
     if target is None:
