@@ -277,6 +277,8 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunConfig:
+        if not isinstance(data, dict):  # config.json is user-editable: a list must not crash
+            raise ValueError(f"expected a JSON object, found {type(data).__name__}")
         if data.get("method") == "redo" and "pipeline" not in data:
             # A ReDO run folder from before the registry saved a flat RedoConfig: its own
             # settings go to the ``redo`` section, the fields both share stay where they are.

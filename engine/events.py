@@ -98,6 +98,9 @@ class Finished(Event):
 class Failed(Event):
     error: str
     traceback: str = ""
+    # engine.errors.FailureCause: "input" (bad folder or arguments), "run" (an expected failure
+    # of the run) or "internal" (a bug: show the traceback).
+    cause: str = "run"
 
 
 # Public alias with a readable name; ``Warning`` itself would shadow the builtin.

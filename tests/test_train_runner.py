@@ -119,10 +119,11 @@ def test_corrupt_checkpoint_gives_a_clear_error(tiny_demo_folder, tmp_path):
 
     from engine.cli.commands.train import consume
 
-    out = io.StringIO()
-    assert consume(cfg, resume=True, out=out) == 1
-    printed = out.getvalue().strip().splitlines()
-    assert printed[-1].startswith("error: ") and "corrupt" in printed[-1]
+    out, err = io.StringIO(), io.StringIO()
+    assert consume(cfg, resume=True, out=out, err=err) == 1
+    printed = err.getvalue().strip().splitlines()
+    assert len(printed) == 1 and printed[0].startswith("peel train: error: ")
+    assert "corrupt" in printed[0]
 
 
 def test_pause_holds_the_step_count(tiny_demo_folder, tmp_path):

@@ -19,6 +19,10 @@ FORMATS = {
     "mask": "Binary mask (PNG, 0 / 255)",
     "soft": "Soft mask (PNG, 0–255 probability)",
     "cutout": "Cut-out (PNG with transparent background)",
+    "coco": "COCO polygons (one coco.json for the folder)",
+    "coco-rle": "COCO RLE masks (one coco-rle.json for the folder)",
+    "labelme": "LabelMe / X-AnyLabeling (one JSON per photo)",
+    "yolo": "YOLO segmentation (one TXT per photo)",
 }
 
 

@@ -7,11 +7,13 @@ import importlib
 import logging
 import pkgutil
 import sys
+import traceback
 from collections.abc import Sequence
 
 from engine import __version__
 from engine.cli import commands
 from engine.cli.errors import CliError
+from engine.errors import InputError
 
 __all__ = ["CliError", "build_parser", "main"]
 
@@ -31,6 +33,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"peel {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument(
+        "--debug", action="store_true",
+        help="print the traceback of every failure, also of expected ones (bad input, a failed run)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name in _command_modules():
@@ -51,15 +57,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         return int(args.func(args) or 0)
-    except CliError as exc:
-        print(f"peel {args.command}: error: {exc}", file=sys.stderr)
-        return 2
-    except FileNotFoundError as exc:
+    except (CliError, InputError, FileNotFoundError) as exc:
+        if args.debug:
+            traceback.print_exc()
         print(f"peel {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"peel {args.command}: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # a bug: say so, with what is needed to report it
+        traceback.print_exc()
+        print(f"peel {args.command}: internal error, please report: {type(exc).__name__}: {exc}",
+              file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -97,7 +97,8 @@ def plan_jobs(
 
 
 def remove_stale_temps(jobs: list[Job]) -> int:
-    """Delete temp files a killed run left for these outputs (``.NAME.png.XXXX.png``).
+    """Delete temp files a killed run left for these outputs (``.NAME.png.XXXX.png``, or
+    ``.json`` / ``.txt`` for the annotation formats).
 
     ``engine.atomic`` writes ``.{name}.{random}{suffix}`` beside the target; only names that
     belong to this run's own outputs are touched, so other shards and other files are safe
@@ -113,7 +114,7 @@ def remove_stale_temps(jobs: list[Job]) -> int:
         for entry in folder.iterdir():
             parts = entry.name[1:].rsplit(".", 2)
             if entry.name.startswith(".") and len(parts) == 3 and parts[0] in wanted:
-                if entry.is_file() and entry.name.endswith(".png"):
+                if entry.is_file() and entry.name.endswith(Path(parts[0]).suffix):
                     entry.unlink(missing_ok=True)
                     removed += 1
     if removed:

@@ -34,6 +34,7 @@ import cv2
 import numpy as np
 
 from engine.atomic import DiskFullError, write_bytes
+from engine.export import annotations
 from engine.export.jobs import ExportSetupError, Job, check_folders, plan_jobs, remove_stale_temps
 from engine.imageio import BadFile, ImageReadError, read_rgb
 from engine.segmenter.infer import finish, prepare
@@ -41,7 +42,7 @@ from engine.segmenter.refine import grabcut_refine
 
 log = logging.getLogger(__name__)
 
-FORMATS = ("mask", "soft", "cutout")
+FORMATS = ("mask", "soft", "cutout", *annotations.ANNOTATION_FORMATS)
 LOG_NAME = "peel-segment.log"
 # The net sees the short side at its training size; beyond this aspect the long side explodes.
 MAX_ASPECT = 64
@@ -193,7 +194,11 @@ def _write(
             # The user's threshold picks the starting object (GrabCut only reads >= 0.5).
             start = (soft >= threshold).astype(np.float32)
             soft = grabcut_refine(item.rgb, start).astype(np.float32) / 255.0
-        write_bytes(item.job.out, encode_output(soft, fmt, threshold, item.rgb))
+        if isinstance(item.job, annotations.AnnotationJob):
+            data = annotations.encode_annotation(item.job, soft >= threshold)
+        else:
+            data = encode_output(soft, fmt, threshold, item.rgb)
+        write_bytes(item.job.out, data)
         return None
     except DiskFullError as exc:
         return _DiskFull(str(item.job.src), str(exc))
@@ -253,6 +258,7 @@ def export_masks(
     check_folders(in_path, out_path, options.recursive)
     started = time.perf_counter()
     jobs, clashes = plan_jobs(in_path, out_path, options.recursive, options.shard)
+    jobs = [annotations.retarget(j, options.format, in_path, out_path) for j in jobs]
     runner = _open_model(model, options.device)
     todo = jobs if options.overwrite else [j for j in jobs if not j.out.exists()]
     remove_stale_temps(todo)
@@ -302,6 +308,9 @@ def export_masks(
         stopped = _pipeline(runner, todo, options, fail, summary, report, cancel)
         summary.cancelled = stopped and summary.stopped is None
         status = "cancelled" if summary.cancelled else "finished"
+        merged = annotations.finish(options.format, out_path, in_path)  # also after a cancel
+        if merged is not None:
+            run_log.line(f"merged every photo's annotations into {merged}")
         if summary.stopped is not None:
             status = f"stopped ({summary.stopped})"
     finally:

@@ -25,7 +25,6 @@ from __future__ import annotations
 import logging
 import math
 import random
-import traceback
 from collections.abc import Generator, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -42,6 +41,7 @@ from engine.config import RunConfig
 from engine.control import RunControl
 from engine.data import to_uint8
 from engine.device import configure_cpu_threads, describe, pick_device
+from engine.errors import failed_event
 from engine.events import (
     Event,
     Failed,
@@ -232,10 +232,7 @@ def train_latentdir(config: RunConfig, control: RunControl, resume: bool) -> Ite
     try:
         yield from job.execute(resume)
     except Exception as exc:
-        log.error("latent-direction run failed: %s", exc, exc_info=True)
-        known = isinstance(exc, (LatentDirError, CheckpointError))
-        yield Failed(step=job.step, error=str(exc) if known else f"{type(exc).__name__}: {exc}",
-                     traceback=traceback.format_exc())
+        yield failed_event(exc, job.step, (LatentDirError, CheckpointError), log)
 
 
 def _resumed_config(run: RunConfig, out: Path) -> RunConfig:

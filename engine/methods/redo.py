@@ -26,7 +26,6 @@ import json
 import logging
 import math
 import random
-import traceback
 from collections.abc import Generator, Iterator
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -41,10 +40,10 @@ from engine.config import RunConfig, check_run_shape
 from engine.control import RunControl
 from engine.data import RandomCropDataset, load_folder, to_tensor, to_uint8
 from engine.device import configure_cpu_threads, describe, pick_device
+from engine.errors import InputError, failed_event
 from engine.events import (
     CheckpointSaved,
     Event,
-    Failed,
     Finished,
     PhaseChanged,
     Preview,
@@ -116,6 +115,8 @@ class RedoConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RedoConfig:
+        if not isinstance(data, dict):
+            raise ValueError(f"expected a JSON object, found {type(data).__name__}")
         return cls(**data)
 
 
@@ -256,10 +257,7 @@ def train_redo(
     try:
         yield from run.execute(resume)
     except Exception as exc:
-        log.error("ReDO training failed: %s", exc, exc_info=True)
-        known = isinstance(exc, (RedoError, CheckpointError))
-        yield Failed(step=run.step, error=str(exc) if known else f"{type(exc).__name__}: {exc}",
-                     traceback=traceback.format_exc())
+        yield failed_event(exc, run.step, (RedoError, CheckpointError), log)
 
 
 class _RedoRun:
@@ -284,12 +282,12 @@ class _RedoRun:
         self.device, device_warning = pick_device(cfg.device)
         payload = self._resume_payload() if resume else None
         if payload is None and ckpt.list_checkpoints(self.run_dir):
-            raise RedoError(f"{self.run_dir} already holds a run; resume it or choose a new folder")
+            raise InputError(f"{self.run_dir} already holds a run; resume it or choose a new folder")
         write_json(self.run_dir / "config.json", self.saved)
         bad: list[str] = []
         cache = load_folder(cfg.folder, cfg.size, on_bad=lambda b: bad.append(f"{b.path}: {b.reason}"))
         if len(cache) == 0:
-            raise RedoError(f"no readable images in {cfg.folder}")
+            raise InputError(f"no readable images in {cfg.folder}")
         self.dataset = RandomCropDataset(cache, cfg.size)
         self.fixed = self._fixed_images(cache.images)
         self._start(self.seed)
@@ -336,17 +334,17 @@ class _RedoRun:
     def _resume_payload(self) -> dict[str, Any] | None:
         saved_path = self.run_dir / "config.json"
         if not saved_path.exists():
-            raise RedoError(f"nothing to resume in {self.run_dir} (no config.json)")
+            raise InputError(f"nothing to resume in {self.run_dir} (no config.json)")
         try:
             data = json.loads(saved_path.read_text(encoding="utf-8"))
             saved = (redo_config(RunConfig.from_dict(data)) if "pipeline" in data
                      else RedoConfig.from_dict(data))
         except (ValueError, TypeError) as exc:
-            raise RedoError(f"{saved_path} is not a ReDO run configuration ({exc})") from exc
+            raise InputError(f"{saved_path} is not a ReDO run configuration ({exc})") from exc
         diff = [f"{k}: run has {getattr(saved, k)}, asked for {getattr(self.config, k)}"
                 for k in RESUME_LOCKED if getattr(saved, k) != getattr(self.config, k)]
         if diff:
-            raise RedoError("cannot resume: the run was trained differently (" + "; ".join(diff) + ")")
+            raise InputError("cannot resume: the run was trained differently (" + "; ".join(diff) + ")")
         found = ckpt.list_checkpoints(self.run_dir)
         return ckpt.load(found[-1]) if found else None
 

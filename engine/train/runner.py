@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import logging
-import traceback
 from collections.abc import Callable, Generator, Iterator
 from typing import Any
 
@@ -30,7 +29,8 @@ from engine.config import RunConfig
 from engine.control import RunControl
 from engine.data import RandomCropDataset, load_folder
 from engine.device import configure_cpu_threads, describe, pick_device
-from engine.events import Event, Failed, Finished, PhaseChanged, Started, WarningEvent
+from engine.errors import InputError, failed_event
+from engine.events import Event, Finished, PhaseChanged, Started, WarningEvent
 from engine.methods import build_method, perturbgan_encoder
 from engine.parallel import distributed
 from engine.runs import checkpoint as ckpt
@@ -73,10 +73,8 @@ def train_layered_gan(config: RunConfig, control: RunControl, resume: bool) -> I
     try:
         yield from _execute(ctx, resume)
     except Exception as exc:  # every failure reaches the consumer as an event
-        log.error("training failed: %s", exc, exc_info=True)
-        known = isinstance(exc, (RunError, CheckpointError, DiskFullError))
-        message = str(exc) if known else f"{type(exc).__name__}: {exc}"
-        yield Failed(step=ctx.step, error=message, traceback=traceback.format_exc())
+        # The consumer reports an expected failure as one line; only a bug gets its traceback.
+        yield failed_event(exc, ctx.step, (RunError, CheckpointError, DiskFullError), log)
 
 
 def _execute(ctx: StageContext, resume: bool) -> Generator[Event, None, None]:
@@ -132,7 +130,7 @@ def _setup(ctx: StageContext, resume: bool) -> tuple[dict[str, Any] | None, list
         ctx.metrics = distributed.NullLog()
     payload = _resume_payload(ctx) if resume else None
     if payload is None and ckpt.list_checkpoints(ctx.run_dir):
-        raise RunError(
+        raise InputError(
             f"{ctx.run_dir} already holds a run; resume it (--resume) or choose a new folder"
         )
     if distributed.is_main():
@@ -142,7 +140,7 @@ def _setup(ctx: StageContext, resume: bool) -> tuple[dict[str, Any] | None, list
     bad_files: list[str] = []
     cache = load_folder(cfg.folder, cfg.size, on_bad=lambda b: bad_files.append(f"{b.path}: {b.reason}"))
     if len(cache) == 0:
-        raise RunError(f"no readable images in {cfg.folder}")
+        raise InputError(f"no readable images in {cfg.folder}")
     ctx.dataset = RandomCropDataset(cache, cfg.size)
     ctx.method = build_method(cfg, ctx.device)
     codes_rng = torch.Generator().manual_seed(cfg.seed + 1)
@@ -164,14 +162,14 @@ def _setup(ctx: StageContext, resume: bool) -> tuple[dict[str, Any] | None, list
 def _resume_payload(ctx: StageContext) -> dict[str, Any] | None:
     saved_path = ctx.folder.config_path
     if not saved_path.exists():
-        raise RunError(f"nothing to resume in {ctx.run_dir} (no config.json)")
+        raise InputError(f"nothing to resume in {ctx.run_dir} (no config.json)")
     try:
         saved = RunConfig.from_dict(json.loads(saved_path.read_text(encoding="utf-8")))
     except (ValueError, TypeError) as exc:
-        raise RunError(f"{saved_path} is not a valid run configuration ({exc})") from exc
+        raise InputError(f"{saved_path} is not a valid run configuration ({exc})") from exc
     problems = config_mod.resume_mismatch(saved, ctx.config)
     if problems:
-        raise RunError("cannot resume: the run was trained differently (" + "; ".join(problems) + ")")
+        raise InputError("cannot resume: the run was trained differently (" + "; ".join(problems) + ")")
     if distributed.is_main():
         ckpt.remove_stale_temps(ctx.run_dir)  # half-written files of a killed run
     found = ckpt.list_checkpoints(ctx.run_dir)

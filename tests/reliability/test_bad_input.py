@@ -278,7 +278,7 @@ def test_command_line_survives_names_that_are_not_utf8(tmp_path: Path) -> None:
         capture_output=True, timeout=300, cwd=ROOT,
         env={**os.environ, "PYTHONIOENCODING": "utf-8:strict"},
     )
-    out = res.stdout.decode("utf-8")
-    assert res.returncode == 1, res.stderr.decode("utf-8", "replace")
-    assert "no readable images in" in out and "photos \\udcfe" in out
+    err = res.stderr.decode("utf-8")
+    assert res.returncode == 2, err  # an unusable folder is bad input (issue 17)
+    assert "peel train: error: no readable images in" in err and "photos \\udcfe" in err
     assert b"UnicodeEncodeError" not in res.stderr

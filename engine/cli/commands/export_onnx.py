@@ -16,17 +16,28 @@ def register(sub: argparse._SubParsersAction) -> None:
         "compared with torch at two shapes and fails if they differ by more than 1e-4.",
     )
     p.add_argument("source", type=Path, metavar="RUN_DIR", help="run folder with segmenter.pt, or a .pt file")
-    p.add_argument("--out", type=Path, metavar="FILE", help="output file (default: segmenter.onnx beside the .pt)")
+    p.add_argument("--out", type=Path, metavar="FILE", help="output file (default: segmenter.onnx "
+                   "beside the .pt; segmenter-rembg.onnx with --target rembg)")
+    p.add_argument(
+        "--target", choices=("peel", "rembg"), default="peel",
+        help="peel: the model peel segment runs (default); rembg: a second file for rembg's "
+        "u2net_custom session, with rembg's 320x320 ImageNet-normalised input converted to "
+        "this segmenter's size and normalisation inside the graph",
+    )
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from engine.cli.errors import CliError
     from engine.export.onnx import OnnxExportError, export_onnx
+    from engine.export.rembg import export_rembg
     from engine.segmenter.model import SegmenterLoadError
 
     try:
-        report = export_onnx(args.source, args.out)
+        if args.target == "rembg":
+            report = export_rembg(args.source, args.out)
+        else:
+            report = export_onnx(args.source, args.out)
     except (OnnxExportError, SegmenterLoadError) as exc:
         raise CliError(str(exc)) from exc
     meta = report.metadata
@@ -36,4 +47,12 @@ def run(args: argparse.Namespace) -> int:
         f"  method {meta.method}, trained on '{meta.source}' at {meta.size} px, stride {meta.stride}\n"
         f"  max |onnx - torch| on probabilities: {report.max_abs_diff:.1e} ({parity})"
     )
+    if args.target == "rembg":
+        print(
+            "  rembg loads custom models only from its model folder ($U2NET_HOME, else "
+            "~/.rembg):\n"
+            f"  mkdir -p ~/.rembg && cp '{report.path}' ~/.rembg/\n"
+            f"  rembg p -om -m u2net_custom -x '{{\"model_path\": \"~/.rembg/{report.path.name}\"}}' "
+            "PHOTOS/ MASKS/"
+        )
     return 0

@@ -26,10 +26,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", type=Path, required=True, metavar="FILE", help="ONNX file from peel export-onnx")
     p.add_argument(
         "--format",
-        choices=("mask", "soft", "cutout"),
+        choices=("mask", "soft", "cutout", "coco", "coco-rle", "labelme", "yolo"),
         default="mask",
         help="mask: 0/255 grey PNG; soft: 8-bit probability PNG; cutout: RGBA photo with the "
-        "mask as alpha (default mask)",
+        "mask as alpha; coco: one COCO file OUT_DIR/coco.json with a polygon per object "
+        "(coco-rle: RLE masks, OUT_DIR/coco-rle.json); labelme: OUT_DIR/NAME.json per photo "
+        "(LabelMe / X-AnyLabeling); yolo: OUT_DIR/NAME.txt per photo (YOLO-seg) (default mask)",
     )
     p.add_argument("--threshold", type=float, default=0.5, help="probability threshold for mask/cutout (default 0.5)")
     p.add_argument(
@@ -121,4 +123,9 @@ def run(args: argparse.Namespace) -> int:
         f"({summary.rate:.1f} img/s) on {summary.provider}; outputs in {summary.out_dir}"
         + (f"; failures logged in {summary.log_path}" if summary.failed else "")
     )
+    from engine.export.annotations import coco_path
+
+    merged = coco_path(summary.out_dir, options.format)
+    if merged is not None and merged.exists():
+        print(f"COCO annotations of every photo done so far: {merged}")
     return 1 if summary.failed else 0

@@ -7,12 +7,15 @@ import io
 import signal
 import sys
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from engine.cli.errors import CliError
 from engine.cli.interrupt import stop_on_first_interrupt
 from engine.control import RunControl
 from engine.methods.registry import DEFAULT_METHOD, SPECS
+
+if TYPE_CHECKING:
+    from engine.events import Failed
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -35,14 +38,31 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="latentdir only: a finished perturbgan or ilgan run whose generator is reused "
         "(without it, perturbgan is trained first in RUN_DIR/generator)",
     )
-    p.add_argument("--size", type=int, choices=[32, 64, 128], default=64)
+    p.add_argument(
+        "--size", type=int, choices=[32, 64, 128], default=64,
+        help="training resolution in pixels (default: %(default)s; 32 gives ~4x more steps per "
+        "minute on a CPU, 128 needs a GPU to be practical)",
+    )
     budget = p.add_mutually_exclusive_group()
     budget.add_argument("--minutes", type=float, help="time budget for the whole pipeline")
     budget.add_argument("--steps", type=int, help="GAN steps (reproducible; default budget 20 min)")
-    p.add_argument("--batch", type=int, default=32)
-    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, help="CPU threads for torch (default: every core)")
+    p.add_argument(
+        "--batch", type=int, default=32,
+        help="photos per GAN step, over all processes under torchrun (default: %(default)s)",
+    )
+    p.add_argument(
+        "--device", choices=["auto", "cpu", "cuda"], default="auto",
+        help="auto: CUDA when torch finds a GPU, else the CPU (default: %(default)s)",
+    )
+    p.add_argument(
+        "--seed", type=int, default=0,
+        help="seed of every random draw: the same seed and --steps give the same weights "
+        "(default: %(default)s)",
+    )
+    p.add_argument(
+        "--threads", type=positive_int, metavar="N",
+        help="CPU threads for torch (default: every core; on a busy machine 1 can be faster)",
+    )
     p.add_argument("--resume", action="store_true", help="continue the run in RUN_DIR")
     p.add_argument("--no-bootstrap", action="store_true", help="skip the GrabCut-based prior")
     p.add_argument(
@@ -52,6 +72,17 @@ def register(sub: argparse._SubParsersAction) -> None:
         "(the UNet is kept as segmenter-unet.pt)",
     )
     p.set_defaults(func=run)
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number >= 1 (argparse prints the one-line error otherwise)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
 
 
 def run(args: argparse.Namespace) -> int:
@@ -85,11 +116,18 @@ def run(args: argparse.Namespace) -> int:
             config = replace(config, pipeline=replace(PipelineConfig(), bootstrap=False))
     except ValueError as exc:
         raise CliError(str(exc)) from exc
-    return consume(config, resume=args.resume, out=sys.stdout)
+    return consume(config, resume=args.resume, out=sys.stdout, debug=getattr(args, "debug", False))
 
 
-def consume(config: object, resume: bool, out: TextIO) -> int:
-    """Print the event stream: one rewritten progress line on a terminal, plain lines otherwise."""
+def consume(
+    config: object, resume: bool, out: TextIO, *, err: TextIO | None = None, debug: bool = False
+) -> int:
+    """Print the event stream: one rewritten progress line on a terminal, plain lines otherwise.
+
+    A failure is one line ``peel train: error: ...`` on ``err`` (stderr): exit 2 when the folder,
+    run folder or arguments are unusable, 1 when the run failed; a bug says so, and its traceback
+    (logged by the trainer) is above it. ``debug`` prints every failure's traceback.
+    """
     from engine.describe import describe, level
     from engine.events import (
         CheckpointSaved,
@@ -133,14 +171,16 @@ def consume(config: object, resume: bool, out: TextIO) -> int:
                     say(line)
             elif isinstance(ev, CheckpointSaved) and tty:
                 continue  # the progress line says enough on a terminal
-            elif isinstance(ev, (Started, PhaseChanged, WarningEvent, CheckpointSaved, Failed,
-                                 Finished)):
+            elif isinstance(ev, Failed):
+                if open_line:  # end the progress line before the error
+                    out.write("\n")
+                    out.flush()
+                    open_line = False
+                report_failure(ev, err or sys.stderr, rank=rank, debug=debug)
+                return 2 if ev.cause == "input" else 1
+            elif isinstance(ev, (Started, PhaseChanged, WarningEvent, CheckpointSaved, Finished)):
                 text = describe(ev)
                 say(f"{level(ev)}: {text}" if level(ev) in ("warning", "error") else text)
-                if isinstance(ev, Failed):
-                    if rank > 0:
-                        print(f"rank {rank}: error: {ev.error}", file=sys.stderr)
-                    return 1
         clean = True
     except KeyboardInterrupt:  # a second Ctrl-C: leave now, the last checkpoint stays usable
         say("interrupted; resume from the last checkpoint with --resume")
@@ -150,6 +190,18 @@ def consume(config: object, resume: bool, out: TextIO) -> int:
             signal.signal(signal.SIGINT, previous)
         distributed.shutdown(clean=clean)
     return 130 if control.stop_requested else 0
+
+
+def report_failure(ev: Failed, err: TextIO, *, rank: int = 0, debug: bool = False) -> None:
+    """One line for an expected failure; an internal one asks to be reported."""
+    prefix = "peel train" if rank == 0 else f"peel train (rank {rank})"
+    if debug and ev.cause != "internal" and ev.traceback:  # an internal one was logged already
+        err.write(ev.traceback)
+    if ev.cause == "internal":
+        err.write(f"{prefix}: internal error, please report: {ev.error}\n")
+    else:
+        err.write(f"{prefix}: error: {ev.error}\n")
+    err.flush()
 
 
 def progress_line(ev: object) -> str:

@@ -1,0 +1,151 @@
+"""Expected failures of ``peel train`` are one line ``peel train: error: ...`` (exit 2 for bad
+input or arguments, 1 for a run that failed), never a traceback; a bug says it is one."""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from engine.cli.main import main
+from engine.train import checkpoint as ckpt
+from tests.train_helpers import run_all, tiny_config
+
+
+@pytest.fixture
+def cli_logging(capsys: pytest.CaptureFixture[str]) -> Iterator[None]:
+    """Log records reach the captured stderr at INFO, as under ``peel`` (pytest's own capture
+    handlers would otherwise hide a traceback the trainer logs)."""
+    root = logging.getLogger()
+    handler = logging.StreamHandler()  # created now: writes to the captured sys.stderr
+    old_level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    yield
+    root.removeHandler(handler)
+    root.setLevel(old_level)
+
+
+def fails(capsys: pytest.CaptureFixture[str], argv: list[str], code: int) -> str:
+    """Run ``peel ARGV``; check the exit code and that stderr is one error line, no traceback."""
+    assert main(argv) == code
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err, err
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith(f"peel {argv[0]}: error: "), err
+    return err
+
+
+@pytest.fixture
+def finished_run(tiny_demo_folder: Path, tmp_path: Path) -> Path:
+    run_all(tiny_config(tiny_demo_folder, tmp_path / "run", steps=2))
+    return tmp_path / "run"
+
+
+def train_argv(folder: Path, run: Path, *extra: str, method: str = "ilgan", size: str = "32") -> list[str]:
+    return ["train", str(folder), "--out", str(run), "--method", method, "--steps", "2",
+            "--size", size, "--batch", "4", "--device", "cpu", "--threads", "1",
+            "--no-bootstrap", *extra]
+
+
+def test_empty_folder_as_a_process(tmp_path: Path) -> None:
+    """The README's promise, through the real entry point and its logging set-up."""
+    (tmp_path / "empty").mkdir()
+    proc = subprocess.run(
+        [sys.executable, "-m", "engine.cli", *train_argv(tmp_path / "empty", tmp_path / "run")],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+    assert proc.stderr.strip().splitlines() == [
+        f"peel train: error: no readable images in {tmp_path / 'empty'}"
+    ]
+
+
+def test_existing_run_without_resume(cli_logging, finished_run, tiny_demo_folder, capsys) -> None:
+    err = fails(capsys, train_argv(tiny_demo_folder, finished_run), 2)
+    assert "already holds a run" in err and "--resume" in err
+
+
+@pytest.mark.parametrize("change", [{"method": "perturbgan"}, {"size": "64"}])
+def test_resume_with_another_method_or_size(
+    cli_logging, finished_run, tiny_demo_folder, capsys, change
+) -> None:
+    err = fails(capsys, train_argv(tiny_demo_folder, finished_run, "--resume", **change), 2)
+    assert "cannot resume" in err and next(iter(change)) in err
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("{not json", "not a valid run configuration"), ("[1, 2]", "expected a JSON object")],
+)
+def test_corrupt_or_non_object_config(
+    cli_logging, finished_run, tiny_demo_folder, capsys, text, expected
+) -> None:
+    (finished_run / "config.json").write_text(text, encoding="utf-8")
+    err = fails(capsys, train_argv(tiny_demo_folder, finished_run, "--resume"), 2)
+    assert expected in err and "config.json" in err
+
+
+def test_truncated_checkpoint_is_a_failed_run(
+    cli_logging, finished_run, tiny_demo_folder, capsys
+) -> None:
+    latest = ckpt.list_checkpoints(finished_run)[-1]
+    latest.write_bytes(latest.read_bytes()[:100])
+    # The saved configuration is the tiny one; resume with it (the CLI's defaults would differ).
+    saved = json.loads((finished_run / "config.json").read_text(encoding="utf-8"))
+    from engine.cli.commands.train import consume
+    from engine.config import RunConfig
+
+    assert consume(RunConfig.from_dict(saved), resume=True, out=sys.stdout) == 1
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err
+    assert err.splitlines() == [err] and err.startswith("peel train: error: ")
+    assert latest.name in err and "corrupt" in err
+
+
+def test_debug_shows_the_traceback_of_an_expected_failure(tmp_path: Path, capsys) -> None:
+    (tmp_path / "empty").mkdir()
+    assert main(["--debug", *train_argv(tmp_path / "empty", tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" in err and "InputError" in err
+    assert err.strip().splitlines()[-1].startswith("peel train: error: no readable images")
+
+
+def test_a_bug_says_it_is_one(cli_logging, tiny_demo_folder, tmp_path, capsys, monkeypatch) -> None:
+    import engine.train.runner as runner
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(runner, "build_method", broken)
+    assert main(train_argv(tiny_demo_folder, tmp_path / "run")) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" in err  # logged by the trainer, to be pasted into a report
+    last = err.strip().splitlines()[-1]
+    assert last == "peel train: internal error, please report: ZeroDivisionError: a bug"
+
+
+@pytest.mark.parametrize("value", ["0", "-2", "two"])
+def test_threads_must_be_positive(tmp_path: Path, capsys, value: str) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["train", str(tmp_path), "--out", str(tmp_path / "run"), "--threads", value])
+    assert info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("peel train: error: argument --threads: ")
+    assert "Traceback" not in "\n".join(err)
+
+
+def test_train_help_shows_defaults(capsys) -> None:
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    for option, default in [("--size", "64"), ("--batch", "32"), ("--device", "auto"),
+                            ("--seed", "0")]:
+        start = text.index(option + " ", text.index("options:"))
+        assert f"(default: {default}" in text[start:start + 400], option
