@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from engine.cli.main import main
-from engine.train import checkpoint as ckpt
+from engine.runs import checkpoint as ckpt
 from tests.train_helpers import run_all, tiny_config
 
 
@@ -33,6 +33,7 @@ def cli_logging(capsys: pytest.CaptureFixture[str]) -> Iterator[None]:
 
 def fails(capsys: pytest.CaptureFixture[str], argv: list[str], code: int) -> str:
     """Run ``peel ARGV``; check the exit code and that stderr is one error line, no traceback."""
+    capsys.readouterr()  # what a fixture's own training logged is not this command's output
     assert main(argv) == code
     err = capsys.readouterr().err.strip()
     assert "Traceback" not in err, err
@@ -102,6 +103,7 @@ def test_truncated_checkpoint_is_a_failed_run(
     from engine.cli.commands.train import consume
     from engine.config import RunConfig
 
+    capsys.readouterr()  # the fixture's own training logged to stderr
     assert consume(RunConfig.from_dict(saved), resume=True, out=sys.stdout) == 1
     err = capsys.readouterr().err.strip()
     assert "Traceback" not in err
