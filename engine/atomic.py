@@ -9,11 +9,16 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
+import logging
 import os
+import re
+import stat
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
+
+log = logging.getLogger(__name__)
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -105,3 +110,32 @@ def write_with(target: str | os.PathLike[str], writer: Callable[[IO[bytes]], Non
             writer(fh)
             fh.flush()
             os.fsync(fh.fileno())
+
+
+def remove_stale_temps(target: str | os.PathLike[str]) -> int:
+    """Delete the temp files a killed writer of ``target`` left beside it; returns how many.
+
+    ``atomic_path`` names them ``.{name}.{8 random chars}{suffix}`` (and an exporter may add a
+    sidecar after that name); a kill -9 mid-write leaves one that no later run would otherwise
+    remove. Only regular files with exactly that shape are touched, never links. Two writers
+    of the same target at once are not supported (the other's temp would go).
+    """
+    target = Path(target)
+    pattern = re.compile(
+        re.escape(f".{target.name}.") + r"[a-z0-9_]{8}" + re.escape(target.suffix) + r"(\..*)?\Z"
+    )
+    removed = 0
+    try:
+        entries = list(os.scandir(target.parent))
+    except OSError:
+        return 0
+    for entry in entries:
+        if pattern.match(entry.name) and stat.S_ISREG(entry.stat(follow_symlinks=False).st_mode):
+            try:
+                os.unlink(entry.path)
+                removed += 1
+            except OSError as exc:
+                log.warning("cannot remove the stale temp file %s: %s", entry.path, exc)
+    if removed:
+        log.info("removed %d temp files an interrupted write of %s left", removed, target.name)
+    return removed
