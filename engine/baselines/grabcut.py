@@ -167,7 +167,7 @@ def grabcut_folder(
             if bad is None:
                 result.written += 1
             else:
-                log.warning("skipping %s: %s", bad.path, bad.reason)
+                log.debug("skipping %s: %s", bad.path, bad.reason)  # the caller reports it
                 result.bad.append(bad)
             if progress is not None:
                 progress(done, len(tasks))
