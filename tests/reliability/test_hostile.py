@@ -29,7 +29,7 @@ from hostile import (
     tiff_bytes,
 )
 
-from engine.imageio import ImageReadError, header_size, read_file_bytes, read_rgb, scan_images
+from engine.imageio import ImageReadError, header_size, read_rgb, scan_images
 
 ROOT = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONIOENCODING": "utf-8:strict"}
@@ -103,6 +103,8 @@ def test_reads_are_capped_before_any_byte_is_read(tmp_path: Path) -> None:
     with pytest.raises(ImageReadError, match="file too large"):
         read_rgb(huge)
     assert time.perf_counter() - t < 0.5
+    from engine.imageio import read_file_bytes
+
     small = tmp_path / "small.jpg"
     small.write_bytes(b"x" * 2000)
     with pytest.raises(ImageReadError, match="file too large"):
