@@ -112,30 +112,40 @@ def write_with(target: str | os.PathLike[str], writer: Callable[[IO[bytes]], Non
             os.fsync(fh.fileno())
 
 
-def remove_stale_temps(target: str | os.PathLike[str]) -> int:
-    """Delete the temp files a killed writer of ``target`` left beside it; returns how many.
+_TEMP = re.compile(r"\.(?P<name>.+)\.[a-z0-9_]{8}(?P<suffix>\.[^.]*)?(\..*)?\Z")
+
+
+def remove_stale_temps(*targets: str | os.PathLike[str]) -> int:
+    """Delete the temp files killed writers of ``targets`` left beside them; returns how many.
 
     ``atomic_path`` names them ``.{name}.{8 random chars}{suffix}`` (and an exporter may add a
     sidecar after that name); a kill -9 mid-write leaves one that no later run would otherwise
-    remove. Only regular files with exactly that shape are touched, never links. Two writers
-    of the same target at once are not supported (the other's temp would go).
+    remove. Only regular files with exactly that shape are touched, never links; each folder is
+    listed once, so a folder of 50,000 outputs costs one listing. Two writers of the same target
+    at once are not supported (the other's temp would go).
     """
-    target = Path(target)
-    pattern = re.compile(
-        re.escape(f".{target.name}.") + r"[a-z0-9_]{8}" + re.escape(target.suffix) + r"(\..*)?\Z"
-    )
+    wanted: dict[Path, set[str]] = {}
+    for target in map(Path, targets):
+        wanted.setdefault(target.parent, set()).add(target.name)
     removed = 0
-    try:
-        entries = list(os.scandir(target.parent))
-    except OSError:
-        return 0
-    for entry in entries:
-        if pattern.match(entry.name) and stat.S_ISREG(entry.stat(follow_symlinks=False).st_mode):
+    for folder, names in wanted.items():
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        for entry in entries:
+            m = _TEMP.match(entry.name)
+            if m is None or m["name"] not in names:
+                continue
+            if Path(m["name"]).suffix != (m["suffix"] or ""):
+                continue
+            if not stat.S_ISREG(entry.stat(follow_symlinks=False).st_mode):
+                continue
             try:
                 os.unlink(entry.path)
                 removed += 1
             except OSError as exc:
                 log.warning("cannot remove the stale temp file %s: %s", entry.path, exc)
     if removed:
-        log.info("removed %d temp files an interrupted write of %s left", removed, target.name)
+        log.info("removed %d temp files that interrupted writes left", removed)
     return removed

@@ -398,6 +398,18 @@ def _pipeline(
             fail(bad)
         report()
 
+    def user_cancelled() -> bool:
+        return cancel is not None and cancel.is_set()
+
+    def collect_oldest() -> None:
+        """Collect the oldest write, waking every POLL_S so that a cancel is seen at once
+        (a --refine write runs GrabCut, seconds on a big photo)."""
+        while not encodes[0].done():
+            if user_cancelled():
+                return
+            wait([encodes[0]], timeout=POLL_S)
+        collect(encodes.popleft())
+
     def run_bucket(shape: tuple[int, ...]) -> None:
         nonlocal buffered_bytes
         items = buckets.pop(shape)
@@ -429,8 +441,8 @@ def _pipeline(
                 continue
             encodes.append(encoders.submit(_write, i, prob, options.format, options.threshold,
                                            options.refine))
-        while len(encodes) > max_encodes:
-            collect(encodes.popleft())
+        while len(encodes) > max_encodes and not user_cancelled():
+            collect_oldest()
         while encodes and encodes[0].done():
             collect(encodes.popleft())
 
@@ -481,10 +493,11 @@ def _pipeline(
                     stopped = True
                     break
                 run_bucket(shape)
-        if cancel is not None and cancel.is_set():
+        while encodes and not user_cancelled():  # finish what was started: already paid for
+            collect_oldest()
+        if user_cancelled() and encodes:
+            stopped = True
             _drain_cancelled(encodes, collect)
-        while encodes:  # finish what was started: each write is atomic and already paid for
-            collect(encodes.popleft())
     finally:
         for fut in pending:
             fut.cancel()

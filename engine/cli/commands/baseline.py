@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import threading
 from pathlib import Path
 
 
@@ -32,6 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run_grabcut(args: argparse.Namespace) -> int:
     from engine.baselines.grabcut import grabcut_folder
+    from engine.cli.interrupt import first_interrupt_sets
     from engine.cli.main import CliError
     from engine.cli.progress import ProgressLine
     from engine.imageio import scan_images
@@ -52,17 +54,23 @@ def run_grabcut(args: argparse.Namespace) -> int:
     if not scan_images(args.in_dir):
         raise CliError(f"no photos in {args.in_dir}")
     line = ProgressLine("baseline grabcut")
+    cancel = threading.Event()
     try:
-        result = grabcut_folder(
-            args.in_dir, args.out_dir, workers=args.workers, margin=args.margin, iters=args.iters,
-            progress=lambda done, total: line(done, total),
-        )
+        with first_interrupt_sets(cancel):
+            result = grabcut_folder(
+                args.in_dir, args.out_dir, workers=args.workers, margin=args.margin,
+                iters=args.iters, progress=lambda done, total: line(done, total), cancel=cancel,
+            )
     finally:
         line.close()
     for bad in result.bad[:20]:
         print(one_line(f"skipped {bad.path}: {bad.reason}"), file=sys.stderr)
     if len(result.bad) > 20:
         print(f"... and {len(result.bad) - 20} more", file=sys.stderr)
+    if result.cancelled:
+        print(f"cancelled: wrote {result.written} masks to {args.out_dir}; run the same command "
+              "again to continue")
+        return 130
     if result.bad and not result.written and not result.skipped_existing:
         raise CliError(f"no mask written: all {len(result.bad)} photos failed", exit_code=1)
     print(
