@@ -88,7 +88,10 @@ def about(res: dict, needle: str) -> str:
         if needle and needle in line and not line.startswith(("INFO ", "DEBUG ")):
             return line.strip()[:200]
     tail = [ln for ln in res["stderr"].splitlines() if ln.strip() and not ln.startswith("INFO ")]
-    return (tail[-1] if tail else res["stdout"].strip().splitlines()[-1:] or [""])[0][:200]
+    if tail:
+        return tail[-1].strip()[:200]
+    out = res["stdout"].strip().splitlines()
+    return out[-1][:200] if out else ""
 
 
 def row(case: str, command: str, res: dict, needle: str, **extra) -> dict:
@@ -229,7 +232,7 @@ def model_rows(work: Path, good: Path, timeout: float) -> list[dict]:
         model = contract_model(work / f"m{len(out)}.onnx", **kwargs)
         res = run_measured(PEEL + ["segment", "--model", str(model), str(good),
                                    str(work / f"m{len(out)}.out"), "--device", "cpu"], timeout)
-        out.append(row(f"ONNX: {case}", "segment", res, "error"))
+        out.append(row(f"ONNX: {case}", "segment", res, "NaN" if case == "output NaN" else "error"))
     return out
 
 
