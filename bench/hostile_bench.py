@@ -310,7 +310,7 @@ def interrupt_rows(work: Path, timeout: float) -> list[dict]:
     model = contract_model(work / "int.onnx")
     out = []
     res = run_measured(PEEL + ["segment", "--model", str(model), str(folder), str(work / "int.seg"),
-                               "--refine", "--device", "cpu"], timeout, sigint_after=4.0)
+                               "--refine", "--device", "cpu"], timeout, sigint_after=10.0)
     written = len(list((work / "int.seg").glob("*.png")))
     out.append(row("Ctrl-C mid-run (300 photos, --refine)", "segment", res, "written",
                    masks_on_disk=written))

@@ -26,6 +26,8 @@ class DaemonPool:
         self._queue: queue.SimpleQueue[tuple[Future[Any], Callable[..., Any], tuple] | None] = (
             queue.SimpleQueue()
         )
+        self._lock = threading.Lock()
+        self._busy = 0
         self._threads = [
             threading.Thread(target=self._work, name=f"{name}-{i}", daemon=True)
             for i in range(max(1, workers))
@@ -46,10 +48,21 @@ class DaemonPool:
             fut, fn, args = item
             if not fut.set_running_or_notify_cancel():
                 continue  # cancelled while queued
+            with self._lock:
+                self._busy += 1
             try:
                 fut.set_result(fn(*args))
             except BaseException as exc:  # handed to whoever reads the future, as executors do
                 fut.set_exception(exc)
+            finally:
+                with self._lock:
+                    self._busy -= 1
+
+    @property
+    def busy(self) -> int:
+        """Threads running a task now (after ``shutdown(wait=False)``: the abandoned ones)."""
+        with self._lock:
+            return self._busy
 
     def shutdown(self, wait: bool = True) -> None:
         """Stop the threads after the work already queued (cancel futures first to drop it);

@@ -138,6 +138,10 @@ class Summary:
     # Why the run stopped before the end (a full disk): every later write would fail the same
     # way, so the export stops at the first one instead of failing each remaining photo.
     stopped: str | None = None
+    # Threads still busy when the run returned (a cancel does not wait for them: a read may be
+    # stuck). A command-line process should end with os._exit: the interpreter's own exit can
+    # wait on them, or abort when one is inside OpenCV.
+    abandoned_threads: int = 0
 
     @property
     def rate(self) -> float:
@@ -506,6 +510,7 @@ def _pipeline(
         # Never wait for the threads: one may be stuck in a read (see engine.daemon_pool).
         decoders.shutdown(wait=False)
         encoders.shutdown(wait=False)
+        summary.abandoned_threads = decoders.busy + encoders.busy
     return stopped
 
 
@@ -525,7 +530,8 @@ def _drain_cancelled(
         try:
             fut.result(timeout=max(0.0, deadline - time.monotonic()))
         except TimeoutError:
-            log.warning("%d writes still running at cancel; not counted", len(encodes))
+            running = sum(not f.cancelled() and not f.done() for f in encodes)
+            log.warning("%d writes still running at cancel; not counted", running)
             encodes.clear()
             return
         collect(encodes.popleft())

@@ -245,6 +245,7 @@ def test_cancel_returns_within_a_second_with_a_stuck_reader(tmp_path: Path, monk
     assert not worker.is_alive() and took < 1.0, took
     summary = result["summary"]
     assert summary.cancelled and summary.written == 3 == len(list(out.glob("photo_*.png")))
+    assert summary.abandoned_threads >= 1  # the stuck reader: the CLI ends with os._exit
     assert "cancelled: 3 written" in summary.log_path.read_text()
 
 

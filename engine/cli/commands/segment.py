@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import threading
 from pathlib import Path
@@ -104,6 +105,12 @@ def run(args: argparse.Namespace) -> int:
         f"({summary.rate:.1f} img/s) on {summary.provider}; outputs in {summary.out_dir}"
         + (f"; failures logged in {summary.log_path}" if summary.failed else "")
     )
-    if summary.cancelled:
-        return 130
-    return 1 if summary.failed or summary.stopped else 0
+    code = 130 if summary.cancelled else 1 if summary.failed or summary.stopped else 0
+    if summary.abandoned_threads:
+        # A thread abandoned by the cancel (stuck in a read, or inside GrabCut) would make the
+        # interpreter's exit wait for it, or abort: seconds measured after a Ctrl-C. Nothing is
+        # left to save (every output is written atomically), so end the process here.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
