@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -70,10 +71,17 @@ def cpu_threads() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+# "[ONNXRuntimeError] : 1 : FAIL : " and "/onnxruntime_src/.../model.cc:256 onnxruntime::Model::
+# Model(onnx::ModelProto&&, ...) ": where in onnxruntime's C++ it failed, which users cannot use.
+_ORT_PREFIX = re.compile(r"\[ONNXRuntimeError\] : \d+ : \w+ : ")
+_ORT_WHERE = re.compile(r"(\S*?)/\S+\.(?:cc|cpp|h):\d+ [\w:~<>]+\([^)]*\)\s*")
+
+
 def _first_line(exc: BaseException) -> str:
-    """onnxruntime's messages may carry a multi-line C++ signature; the first line says it."""
-    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-    return lines[0] if lines else type(exc).__name__
+    """onnxruntime's reason without its C++ file, line and signature, on one line."""
+    text = " ".join(ln.strip() for ln in str(exc).splitlines() if ln.strip())
+    text = _ORT_WHERE.sub(r"\1 ", _ORT_PREFIX.sub("", text))
+    return text.strip() or type(exc).__name__
 
 
 def check_output(out: np.ndarray, in_shape: tuple[int, ...]) -> np.ndarray:
