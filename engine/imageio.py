@@ -96,9 +96,11 @@ def scan_images(
         raise FileNotFoundError(f"not a folder: {root}")
 
     def skip(path: str, reason: str) -> None:
-        log.warning("not scanned: %s: %s", path, reason)
-        if on_skip is not None:
+        if on_skip is not None:  # the caller reports it: once, not also here
+            log.debug("not scanned: %s: %s", path, reason)
             on_skip(BadFile(path, reason))
+        else:
+            log.warning("not scanned: %s: %s", path, reason)
 
     def listed(entry: os.DirEntry[str]) -> bool:
         if not is_image_name(entry.name):

@@ -93,7 +93,7 @@ def grabcut_masks(
         try:
             dst = mask_dir / f"{cache_key(path)}.png"
         except OSError as exc:  # the photo vanished since it was read: train without it
-            log.warning("skipping %s: %s", path, exc)
+            log.debug("skipping %s: %s", path, exc)  # reported once, by the event below
             vanished.append(f"{path}: {exc.strerror or exc}")
             continue
         mask = load_cached(dst) if dst.exists() else None
@@ -121,7 +121,7 @@ def grabcut_masks(
                 mask = load_cached(dst) if error is None else None
                 if mask is None:
                     msg = f"GrabCut skipped {src}: {error or 'mask unreadable'}"
-                    log.warning(msg)
+                    log.debug(msg)  # reported once, by the event
                     yield WarningEvent(step=step0, message=msg)
                 else:
                     masks[i] = mask

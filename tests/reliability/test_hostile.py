@@ -564,3 +564,17 @@ def test_cancelled_baseline_ends_its_workers_at_once(tmp_path: Path) -> None:
     assert result.cancelled and took < 1.0, took
     time.sleep(0.3)  # a terminated worker writes nothing more
     assert result.written == len(list(out.glob("*.png"))) < 12
+
+
+def test_training_cache_leaves_reporting_bad_files_to_its_caller(tmp_path: Path, caplog) -> None:
+    """``peel train`` printed each bad file twice: a WARNING log line and the trainer's event."""
+    import logging
+
+    from engine.data import load_folder
+
+    folder = photo_folder(tmp_path / "in", count=2)
+    make_fifo(folder / "pipe.jpg")
+    with caplog.at_level(logging.DEBUG):
+        cache = load_folder(folder, 32)
+    assert [Path(b.path).name for b in cache.bad] == ["pipe.jpg"]
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
