@@ -312,6 +312,18 @@ class _DecodeBudget:
 
 
 _BUDGET = _DecodeBudget(MAX_DECODE_BYTES)
+# Decodes bigger than this take a lock shared by all worker processes of a pool
+# (``share_large_decodes``): the per-process budget cannot see the other processes, and N GrabCut
+# workers each decoding a near-limit photo would need N times the memory.
+LARGE_DECODE_BYTES = 256 * 1024 * 1024
+_shared_large: contextlib.AbstractContextManager | None = None
+
+
+def share_large_decodes(lock: contextlib.AbstractContextManager) -> None:
+    """Use ``lock`` (a multiprocessing semaphore given to every worker of a pool) around each
+    decode over ``LARGE_DECODE_BYTES``, so one pool decodes one large photo at a time."""
+    global _shared_large
+    _shared_large = lock
 
 
 def _to_uint8(img: np.ndarray) -> np.ndarray:
@@ -379,8 +391,9 @@ def decode_rgb(
         flags = cv2.IMREAD_COLOR_RGB | _REDUCED_8
         cost = -(-w // 8) * -(-h // 8) * 3
     buf = np.frombuffer(data, dtype=np.uint8)
+    large = _shared_large if _shared_large is not None and cost > LARGE_DECODE_BYTES else None
     try:
-        with _BUDGET.reserve(cost):
+        with large or contextlib.nullcontext(), _BUDGET.reserve(cost):
             img = cv2.imdecode(buf, flags)
     except cv2.error as exc:
         raise ImageReadError(path, f"cannot decode: {str(exc).strip().splitlines()[-1]}") from exc

@@ -34,8 +34,12 @@ def _exit_when_orphaned(parent: int) -> None:
     os._exit(0)
 
 
-def _init_worker() -> None:
+def _init_worker(large_decodes) -> None:  # a multiprocessing semaphore
     import cv2
+
+    from engine.imageio import share_large_decodes
+
+    share_large_decodes(large_decodes)
 
     threading.Thread(target=_exit_when_orphaned, args=(os.getppid(),), daemon=True,
                      name="orphan-watch").start()
@@ -66,6 +70,7 @@ def stop_pool_now(pool: ProcessPoolExecutor) -> None:
 
 
 def background_pool(workers: int | None = None) -> ProcessPoolExecutor:
-    return ProcessPoolExecutor(max_workers=max(1, workers or usable_cores()),
-                               mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_init_worker)
+    """Workers share one semaphore for large decodes: N processes, one large photo at a time."""
+    ctx = multiprocessing.get_context("spawn")
+    return ProcessPoolExecutor(max_workers=max(1, workers or usable_cores()), mp_context=ctx,
+                               initializer=_init_worker, initargs=(ctx.Semaphore(1),))

@@ -578,3 +578,16 @@ def test_training_cache_leaves_reporting_bad_files_to_its_caller(tmp_path: Path,
         cache = load_folder(folder, 32)
     assert [Path(b.path).name for b in cache.bad] == ["pipe.jpg"]
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
+
+
+def test_worker_processes_share_one_lock_for_large_decodes() -> None:
+    """The per-process decode budget cannot see the other GrabCut workers; a semaphore given to
+    all of them makes a pool decode one large photo at a time."""
+    from engine.worker_pool import background_pool
+
+    pool = background_pool(2)
+    try:
+        probe = "__import__('engine.imageio', fromlist=['_']).__dict__['_shared_large'] is not None"
+        assert all(pool.map(eval, [probe] * 4))
+    finally:
+        pool.shutdown()
