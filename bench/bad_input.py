@@ -7,6 +7,14 @@ crashes survived (a stage raising counts as a crash), input files modified or lo
 and image-named files a stage neither processed nor reported ("unaccounted", must be 0).
 
     .venv/bin/python bench/bad_input.py [--tiny 50000] [--no-gui] [--train-steps 4]
+
+Issue #15 (``--hostile``): every hostile case through the real commands (``peel segment
+--workers 2``, ``baseline grabcut --workers 2``, ``evaluate``, ``train``, ``export-onnx``), each in
+its own process: exit code, the line the command printed about the case, peak RSS of that
+process (``wait4``; worker processes are separate), wall time, and whether it hung (killed after
+``--timeout``) or printed a traceback. Ctrl-C cases send SIGINT mid-run and time the exit.
+
+    .venv/bin/python bench/bad_input.py --hostile
 """
 
 from __future__ import annotations
@@ -23,7 +31,8 @@ from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "tests" / "reliability")]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "tests" / "reliability"),
+                str(ROOT / "bench")]
 
 import torch  # noqa: E402
 from corpus import snapshot, write_corpus, write_many_tiny  # noqa: E402
@@ -162,8 +171,15 @@ def main() -> int:
     ap.add_argument("--tiny", type=int, default=50_000, help="files in the tiny-file folder (0: skip)")
     ap.add_argument("--train-steps", type=int, default=4)
     ap.add_argument("--no-gui", action="store_true")
+    ap.add_argument("--hostile", action="store_true", help="only the issue #15 table (see above)")
+    ap.add_argument("--timeout", type=float, default=120, help="--hostile: a run is hung after this")
     args = ap.parse_args()
     torch.set_num_threads(1)
+    if args.hostile:
+        from hostile_bench import run_hostile
+
+        print(json.dumps(run_hostile(args.timeout), indent=1))
+        return 0
 
     results: dict = {"machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
                                  "load_avg_start": [round(x, 2) for x in os.getloadavg()],

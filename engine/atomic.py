@@ -9,11 +9,16 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
+import logging
 import os
+import re
+import stat
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
+
+log = logging.getLogger(__name__)
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -105,3 +110,42 @@ def write_with(target: str | os.PathLike[str], writer: Callable[[IO[bytes]], Non
             writer(fh)
             fh.flush()
             os.fsync(fh.fileno())
+
+
+_TEMP = re.compile(r"\.(?P<name>.+)\.[a-z0-9_]{8}(?P<suffix>\.[^.]*)?(\..*)?\Z")
+
+
+def remove_stale_temps(*targets: str | os.PathLike[str]) -> int:
+    """Delete the temp files killed writers of ``targets`` left beside them; returns how many.
+
+    ``atomic_path`` names them ``.{name}.{8 random chars}{suffix}`` (and an exporter may add a
+    sidecar after that name); a kill -9 mid-write leaves one that no later run would otherwise
+    remove. Only regular files with exactly that shape are touched, never links; each folder is
+    listed once, so a folder of 50,000 outputs costs one listing. Two writers of the same target
+    at once are not supported (the other's temp would go).
+    """
+    wanted: dict[Path, set[str]] = {}
+    for target in map(Path, targets):
+        wanted.setdefault(target.parent, set()).add(target.name)
+    removed = 0
+    for folder, names in wanted.items():
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        for entry in entries:
+            m = _TEMP.match(entry.name)
+            if m is None or m["name"] not in names:
+                continue
+            if Path(m["name"]).suffix != (m["suffix"] or ""):
+                continue
+            if not stat.S_ISREG(entry.stat(follow_symlinks=False).st_mode):
+                continue
+            try:
+                os.unlink(entry.path)
+                removed += 1
+            except OSError as exc:
+                log.warning("cannot remove the stale temp file %s: %s", entry.path, exc)
+    if removed:
+        log.info("removed %d temp files that interrupted writes left", removed)
+    return removed

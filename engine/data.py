@@ -93,7 +93,8 @@ def load_folder(
     with ThreadPoolExecutor(max_workers=n_workers) as pool:
         for path, result in zip(files, pool.map(load, files), strict=True):
             if isinstance(result, BadFile):
-                log.warning("skipping %s: %s", result.path, result.reason)
+                # Debug only: the caller reports bad files once (the trainer's warnings).
+                log.debug("skipping %s: %s", result.path, result.reason)
                 report(result)
             else:
                 images.append(result)

@@ -7,23 +7,29 @@ and a reason a user can act on.
 
 Huge images: OpenCV allocates the whole decoded image before it can say anything, and a 20000 x 15000
 photo is 900 MB as 8-bit RGB (more while it is converted). So the dimensions are read from the file
-header first (``header_size``: JPEG SOF, PNG IHDR, GIF, BMP, WebP) and a file over ``MAX_PIXELS`` is
-never handed to the full decoder. Callers that only need a small version (the training cache, GUI
+header first (``header_size``: JPEG SOF, PNG IHDR, GIF, BMP, WebP, TIFF) and a file over ``MAX_PIXELS`` is
+never handed to the full decoder; other formats OpenCV knows are not decoded at all. Decodes in
+one process share a byte budget (``_DecodeBudget``), so more threads do not mean more memory. Callers that only need a small version (the training cache, GUI
 thumbnails) pass ``reduce_huge=True``: such a JPEG is then decoded at 1/8 scale by libjpeg's DCT
 scaling, which never allocates the full-size image (20000 x 15000 becomes 2500 x 1875, 14 MB). Everything else (other formats,
 and callers that need the photo's true size, such as mask export, whose masks must match the photo)
 gets a clear "too large" refusal instead of a decode that may exhaust memory.
+
+Hostile folders: only regular files are opened (a FIFO would block ``open`` forever, a link to
+``/dev/zero`` never ends), and at most ``MAX_FILE_BYTES`` of one is read (``read_file_bytes``).
 
 Animated GIF and WebP files are read as their first frame, which is what viewers show as a still.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import stat
 import struct
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,8 +39,16 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif")
-# Beyond this a decode would take gigabytes; OpenCV's own cap is 2**30 pixels.
+# Beyond this a decode would take gigabytes; OpenCV's own cap is 2**30 pixels (engine/__init__
+# lowers it to this, for any header that lies to the parser here).
 MAX_PIXELS = 250_000_000
+# Bytes of the decoded image (width x height x 3 x bytes per sample), as the header announces it:
+# an 8-bit RGB photo at MAX_PIXELS. A 16- or 32-bit image is refused at proportionally fewer pixels.
+MAX_DECODE_BYTES = 3 * MAX_PIXELS
+# Files are read whole before decoding; nothing a camera or scanner writes comes near this, while
+# an endless or huge file (a link to /dev/zero, a 10 GB file named .jpg) is refused unread.
+# PEEL_MAX_FILE_MB raises or lowers it.
+MAX_FILE_BYTES = int(os.environ.get("PEEL_MAX_FILE_MB", "512")) * 1024 * 1024
 # Only the 1/8 scale bit: colour is asked for with IMREAD_COLOR_RGB (REDUCED_COLOR_8 means BGR).
 _REDUCED_8 = cv2.IMREAD_REDUCED_GRAYSCALE_8
 
@@ -67,9 +81,10 @@ def scan_images(
 ) -> list[Path]:
     """List image files by extension, sorted, skipping hidden files and folders.
 
-    Hidden names are skipped because Peel's own atomic writes use hidden temp files. Links to
-    files are listed, broken ones included, so that reading them reports the broken link instead
-    of the file silently vanishing from the folder. A recursive scan follows links to folders
+    Hidden names are skipped because Peel's own atomic writes use hidden temp files. Every
+    image-named entry that is not a folder is listed (broken links, FIFOs, devices, links to
+    them), so that reading it reports why it is not a photo instead of the file silently
+    vanishing from the folder; ``read_rgb`` only ever opens regular files. A recursive scan follows links to folders
     (photo collections are often assembled with links) but enters each real folder once, so a
     link loop ends the scan instead of looping; loops and sub-folders that cannot be listed are
     passed to ``on_skip`` (and logged). Uses ``os.scandir`` (the file type comes with the
@@ -81,16 +96,20 @@ def scan_images(
         raise FileNotFoundError(f"not a folder: {root}")
 
     def skip(path: str, reason: str) -> None:
-        log.warning("not scanned: %s: %s", path, reason)
-        if on_skip is not None:
+        if on_skip is not None:  # the caller reports it: once, not also here
+            log.debug("not scanned: %s: %s", path, reason)
             on_skip(BadFile(path, reason))
+        else:
+            log.warning("not scanned: %s: %s", path, reason)
 
     def listed(entry: os.DirEntry[str]) -> bool:
         if not is_image_name(entry.name):
             return False
         try:
-            # A broken link is listed so that reading it reports it; a link to a folder is not.
-            return entry.is_file() or (entry.is_symlink() and not entry.is_dir())
+            # Everything but a folder is listed: broken links, FIFOs, devices and links to them
+            # too, so that ``read_rgb`` refuses them by name (one line each) instead of the file
+            # silently vanishing from the folder.
+            return not entry.is_dir()
         except OSError:
             return True
 
@@ -161,46 +180,150 @@ def _jpeg_size(data: bytes) -> tuple[int, int] | None:
     return None
 
 
-def header_size(data: bytes) -> tuple[int, int] | None:
-    """(width, height) as stored in the file header, or None when the format is not parsed here.
+def _tiff_header(data: bytes) -> tuple[int, int, int] | None:
+    """(width, height, bytes per sample) of a TIFF's first page, the one OpenCV decodes.
 
-    Only the few bytes of the header are read, so this is safe on any file; it lets ``decode_rgb``
-    refuse (or decode reduced) a huge image before OpenCV allocates it. TIFF is not parsed (its
-    directory can sit anywhere in the file); OpenCV's own 2**30-pixel cap still applies there.
+    The first directory may sit anywhere in the file (often at its end); the whole file is in
+    memory already (read with a size cap), so it is walked here. Classic and BigTIFF, both byte
+    orders. Only the three tags needed are read; anything malformed gives None.
     """
+    end = "<" if data[:2] == b"II" else ">"
+    (version,) = struct.unpack(end + "H", data[2:4])
+    if version == 42:
+        (ifd,) = struct.unpack(end + "I", data[4:8])
+        count_fmt, entry_size, value_at, offset_fmt = "H", 12, 8, "I"
+    elif version == 43:
+        (ifd,) = struct.unpack(end + "Q", data[8:16])
+        count_fmt, entry_size, value_at, offset_fmt = "Q", 20, 12, "Q"
+    else:
+        return None
+    count_len = struct.calcsize(count_fmt)
+    inline = struct.calcsize(offset_fmt)
+    (entries,) = struct.unpack(end + count_fmt, data[ifd : ifd + count_len])
+    # SHORT, LONG, LONG8: the only types these tags may have.
+    sizes = {3: ("H", 2), 4: ("I", 4), 16: ("Q", 8)}
+    tags: dict[int, int] = {}
+    for k in range(min(entries, 4096)):
+        e = ifd + count_len + k * entry_size
+        tag, typ = struct.unpack(end + "HH", data[e : e + 4])
+        if tag not in (256, 257, 258) or typ not in sizes:
+            continue
+        fmt, size = sizes[typ]
+        (n,) = struct.unpack(end + offset_fmt, data[e + 4 : e + 4 + inline])
+        where = e + value_at
+        if n * size > inline:  # stored elsewhere: the value field is an offset
+            (where,) = struct.unpack(end + offset_fmt, data[where : where + inline])
+        (tags[tag],) = struct.unpack(end + fmt, data[where : where + size])
+    if 256 not in tags or 257 not in tags:
+        return None
+    return tags[256], tags[257], max(1, -(-tags.get(258, 8) // 8))
+
+
+def _header(data: bytes) -> tuple[int, int, int] | None:
+    """(width, height, bytes per sample) from the header, or None (unknown format, bad header)."""
     try:
         if data[:3] == b"\xff\xd8\xff":
-            return _jpeg_size(data)
+            size = _jpeg_size(data)
+            return None if size is None else (*size, 1)
         if data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR":
             w, h = struct.unpack(">II", data[16:24])
-            return w, h
+            return w, h, 2 if data[24] == 16 else 1
         if data[:6] in (b"GIF87a", b"GIF89a"):
             w, h = struct.unpack("<HH", data[6:10])
-            return w, h
+            return w, h, 1
         if data[:2] == b"BM" and len(data) >= 26:
             (dib,) = struct.unpack("<I", data[14:18])
             if dib >= 40:
                 w, h = struct.unpack("<ii", data[18:26])
-                return abs(w), abs(h)
+                return abs(w), abs(h), 1
             if dib == 12:
                 w, h = struct.unpack("<HH", data[18:22])
-                return w, h
+                return w, h, 1
             return None
         if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
             chunk = data[12:16]
             if chunk == b"VP8X":
                 w = int.from_bytes(data[24:27], "little") + 1
                 h = int.from_bytes(data[27:30], "little") + 1
-                return w, h
+                return w, h, 1
             if chunk == b"VP8L" and data[20] == 0x2F:
                 (bits,) = struct.unpack("<I", data[21:25])
-                return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
+                return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1, 1
             if chunk == b"VP8 ":
                 w, h = struct.unpack("<HH", data[26:30])
-                return w & 0x3FFF, h & 0x3FFF
+                return w & 0x3FFF, h & 0x3FFF, 1
+            return None
+        if data[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
+            return _tiff_header(data)
     except (struct.error, IndexError):
         return None
     return None
+
+
+def is_known_format(data: bytes) -> bool:
+    """Whether the bytes start like one of the formats whose header ``header_size`` reads."""
+    return (
+        data[:3] == b"\xff\xd8\xff"
+        or data[:8] == b"\x89PNG\r\n\x1a\n"
+        or data[:6] in (b"GIF87a", b"GIF89a")
+        or data[:2] == b"BM"
+        or (data[:4] == b"RIFF" and data[8:12] == b"WEBP")
+        or data[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+    )
+
+
+def header_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) as stored in the file header, or None when it cannot be read.
+
+    JPEG (SOF), PNG (IHDR), GIF, BMP, WebP and TIFF (first directory, classic and BigTIFF): the
+    formats Peel decodes. This lets ``decode_rgb`` refuse (or decode reduced) a huge image
+    before OpenCV allocates it: a 600 KB deflate TIFF of 20000 x 20000 took 2.9 GB to decode.
+    """
+    info = _header(data)
+    return None if info is None else (info[0], info[1])
+
+
+class _DecodeBudget:
+    """Bytes of decoded pixels that the decoding threads of one process may hold at once.
+
+    Every decode reserves what its header announces before OpenCV allocates it and gives it back
+    when done; one bigger than the whole budget waits until it decodes alone. So N decode
+    threads cannot multiply a near-limit image by N: at most ``MAX_DECODE_BYTES`` plus the
+    small photos already under way, whatever the worker count.
+    """
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.used = 0
+        self._cond = threading.Condition()
+
+    @contextlib.contextmanager
+    def reserve(self, nbytes: int) -> Iterator[None]:
+        want = min(nbytes, self.total)
+        with self._cond:
+            self._cond.wait_for(lambda: self.used + want <= self.total)
+            self.used += want
+        try:
+            yield
+        finally:
+            with self._cond:
+                self.used -= want
+                self._cond.notify_all()
+
+
+_BUDGET = _DecodeBudget(MAX_DECODE_BYTES)
+# Decodes bigger than this take a lock shared by all worker processes of a pool
+# (``share_large_decodes``): the per-process budget cannot see the other processes, and N GrabCut
+# workers each decoding a near-limit photo would need N times the memory.
+LARGE_DECODE_BYTES = 256 * 1024 * 1024
+_shared_large: contextlib.AbstractContextManager | None = None
+
+
+def share_large_decodes(lock: contextlib.AbstractContextManager) -> None:
+    """Use ``lock`` (a multiprocessing semaphore given to every worker of a pool) around each
+    decode over ``LARGE_DECODE_BYTES``, so one pool decodes one large photo at a time."""
+    global _shared_large
+    _shared_large = lock
 
 
 def _to_uint8(img: np.ndarray) -> np.ndarray:
@@ -217,10 +340,11 @@ def _to_uint8(img: np.ndarray) -> np.ndarray:
     return (img.astype(np.float64) * 255.0 / info.max).clip(0, 255).astype(np.uint8)
 
 
-def _too_large(w: int, h: int) -> str:
+def _too_large(w: int, h: int, bytes_per_sample: int = 1) -> str:
+    depth = f", {8 * bytes_per_sample}-bit" if bytes_per_sample > 1 else ""
     return (
-        f"too large to decode safely ({w}x{h} = {w * h / 1e6:.0f} megapixels; the limit is "
-        f"{MAX_PIXELS / 1e6:.0f}): save a smaller copy"
+        f"too large to decode safely ({w}x{h}{depth} = {w * h / 1e6:.0f} megapixels; the limit "
+        f"is {MAX_PIXELS / 1e6:.0f} at 8 bits): save a smaller copy"
     )
 
 
@@ -232,29 +356,45 @@ def decode_rgb(
 ) -> np.ndarray:
     """Decode encoded image bytes to an (H, W, 3) uint8 RGB array, EXIF orientation applied.
 
-    A file whose header says it has more than ``MAX_PIXELS`` pixels is refused before decoding;
-    with ``reduce_huge`` a JPEG is decoded at 1/8 scale instead (see the module docstring): the
-    callers that ask for it need under 100 px per side, and 1/8 keeps memory lowest. The result is then smaller than the photo, so only callers that resize
-    anyway may ask for it.
+    Only JPEG, PNG, GIF, BMP, WebP and TIFF are decoded, because their size is read from the
+    header first (``header_size``): OpenCV would decode other formats it knows (PPM, HDR, ...)
+    whatever their size. A file whose header announces more than ``MAX_PIXELS`` pixels (or
+    ``MAX_DECODE_BYTES`` decoded) is refused before decoding; with ``reduce_huge`` a JPEG is
+    decoded at 1/8 scale instead (see the module docstring): the callers that ask for it need
+    under 100 px per side, and 1/8 keeps memory lowest. The result is then smaller than the
+    photo, so only callers that resize anyway may ask for it.
     """
     if len(data) == 0:
         raise ImageReadError(path, "empty file (0 bytes)")
     if data[:2] == b"\xff\xd8" and not data.rstrip(b"\x00").endswith(b"\xff\xd9"):
         # libjpeg decodes a truncated file with a grey bottom and only a warning.
         raise ImageReadError(path, "truncated JPEG (no end-of-image marker)")
+    if not is_known_format(data):
+        raise ImageReadError(
+            path, "not a readable image (unknown format or corrupt data; Peel reads JPEG, PNG, "
+            "TIFF, WebP, BMP and GIF)"
+        )
+    info = _header(data)
+    if info is None:
+        raise ImageReadError(path, "not a readable image (corrupt header: no image size)")
+    w, h, bps = info
+    if w == 0 or h == 0:
+        raise ImageReadError(path, f"not a readable image (its header says {w}x{h} pixels)")
     # IMREAD_COLOR_RGB (not UNCHANGED) applies EXIF orientation, turns grey, RGBA and CMYK into
     # 3 channels; ANYDEPTH keeps 16-bit so it can be scaled rather than clipped.
     flags = cv2.IMREAD_COLOR_RGB | cv2.IMREAD_ANYDEPTH
-    dims = header_size(data)
-    if dims is not None and dims[0] * dims[1] > MAX_PIXELS:
-        w, h = dims
+    cost = w * h * 3 * bps
+    if w * h > MAX_PIXELS or cost > MAX_DECODE_BYTES:
         if not (reduce_huge and data[:2] == b"\xff\xd8" and -(-w // 8) * -(-h // 8) <= MAX_PIXELS):
-            raise ImageReadError(path, _too_large(w, h))
+            raise ImageReadError(path, _too_large(w, h, bps))
         log.info("%s: %dx%d pixels, decoded at 1/8 scale", path, w, h)
         flags = cv2.IMREAD_COLOR_RGB | _REDUCED_8
+        cost = -(-w // 8) * -(-h // 8) * 3
     buf = np.frombuffer(data, dtype=np.uint8)
+    large = _shared_large if _shared_large is not None and cost > LARGE_DECODE_BYTES else None
     try:
-        img = cv2.imdecode(buf, flags)
+        with large or contextlib.nullcontext(), _BUDGET.reserve(cost):
+            img = cv2.imdecode(buf, flags)
     except cv2.error as exc:
         raise ImageReadError(path, f"cannot decode: {str(exc).strip().splitlines()[-1]}") from exc
     if img is None:
@@ -284,20 +424,75 @@ def _open_error(path: str | os.PathLike[str], exc: OSError) -> ImageReadError:
     return ImageReadError(path, f"cannot open: {exc.strerror or exc}")
 
 
+_KINDS = (
+    (stat.S_ISDIR, "a folder"),
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def _not_a_file(path: str | os.PathLike[str], mode: int) -> ImageReadError:
+    kind = next((what for test, what in _KINDS if test(mode)), "not a regular file")
+    link = ""
+    if os.path.islink(path):
+        link = f"symbolic link to {os.readlink(path)}, which is "
+    return ImageReadError(path, f"{link}{kind}, not a photo file: skipped unread")
+
+
+def _too_big_file(path: str | os.PathLike[str], size: int, limit: int) -> ImageReadError:
+    return ImageReadError(
+        path, f"file too large ({size / 2**20:.0f} MB; the limit is {limit / 2**20:.0f} MB, "
+        "set by PEEL_MAX_FILE_MB)"
+    )
+
+
+def read_file_bytes(path: str | os.PathLike[str], limit: int | None = None) -> bytes:
+    """The bytes of a regular file of at most ``limit`` bytes (default ``MAX_FILE_BYTES``).
+
+    Links are followed, then only a regular file is opened: a FIFO would block ``open`` forever
+    and a device (``/dev/zero``) never ends. The open itself is non-blocking and the type is
+    checked again on the open descriptor, so a file swapped for a FIFO in between cannot hang
+    it; the read stops one byte past the limit whatever the file claims to hold.
+    """
+    limit = MAX_FILE_BYTES if limit is None else limit
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        raise _open_error(path, exc) from exc
+    if not stat.S_ISREG(st.st_mode):
+        raise _not_a_file(path, st.st_mode)
+    if st.st_size > limit:
+        raise _too_big_file(path, st.st_size, limit)
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        raise _open_error(path, exc) from exc
+    with os.fdopen(fd, "rb") as fh:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise _not_a_file(path, mode)
+        try:
+            data = fh.read(limit + 1)
+        except OSError as exc:
+            raise ImageReadError(path, f"cannot read: {exc.strerror or exc}") from exc
+    if len(data) > limit:
+        raise _too_big_file(path, len(data), limit)
+    return data
+
+
 def read_rgb(
     path: str | os.PathLike[str], min_side: int = 1, reduce_huge: bool = False
 ) -> np.ndarray:
     """Read a photo as (H, W, 3) uint8 RGB as a viewer would display it.
 
-    Bytes are read with Python (not ``cv2.imread``) so that non-ASCII paths work everywhere.
-    ``reduce_huge``: see ``decode_rgb``.
+    Bytes are read with Python (not ``cv2.imread``) so that non-ASCII paths work everywhere,
+    through ``read_file_bytes`` (regular files only, size-capped). ``reduce_huge``: see
+    ``decode_rgb``.
     """
-    try:
-        with open(path, "rb") as fh:
-            data = fh.read()
-    except OSError as exc:
-        raise _open_error(path, exc) from exc
-    return decode_rgb(data, path, min_side=min_side, reduce_huge=reduce_huge)
+    return decode_rgb(read_file_bytes(path), path, min_side=min_side, reduce_huge=reduce_huge)
 
 
 def read_mask(path: str | os.PathLike[str]) -> np.ndarray:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +25,7 @@ import cv2
 import numpy as np
 
 from engine.imageio import ImageReadError, read_mask, scan_images
+from engine.text import one_line
 
 log = logging.getLogger(__name__)
 
@@ -117,12 +119,15 @@ def evaluate_folders(
     pred_dir: str | os.PathLike[str],
     gt_dir: str | os.PathLike[str],
     ignore_dir: str | os.PathLike[str] | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> dict:
     """Score every ground-truth mask of ``gt_dir`` against the prediction with the same stem.
 
     A missing or unreadable prediction counts as an empty mask (a method that fails on an image
     must not look better by skipping it) and is listed. Unreadable ground truth is skipped and
-    listed. Returns means, maxFβ with its threshold, and per-image scores.
+    listed. Returns means, maxFβ with its threshold, and per-image scores. ``progress(done,
+    total)`` is called after each ground-truth mask. Unreadable files are logged at debug level
+    only: they are in the result, and the caller reports them once.
     """
     gts = _by_stem(Path(gt_dir))
     preds = _by_stem(Path(pred_dir))
@@ -134,11 +139,13 @@ def evaluate_folders(
     bad_pred: list[dict[str, str]] = []
     bad_gt: list[dict[str, str]] = []
     bad_ignore: list[dict[str, str]] = []
-    for stem, gt_path in sorted(gts.items()):
+    for done, (stem, gt_path) in enumerate(sorted(gts.items()), start=1):
+        if progress is not None:
+            progress(done - 1, len(gts))
         try:
             gt = read_mask(gt_path)
         except ImageReadError as exc:
-            log.warning("skipping ground truth %s: %s", exc.path, exc.reason)
+            log.debug("skipping ground truth %s: %s", exc.path, exc.reason)
             bad_gt.append({"path": exc.path, "reason": exc.reason})
             continue
         pred = np.zeros_like(gt)
@@ -148,14 +155,14 @@ def evaluate_folders(
             try:
                 pred = read_mask(preds[stem])
             except ImageReadError as exc:
-                log.warning("unreadable prediction %s (scored as empty): %s", exc.path, exc.reason)
+                log.debug("unreadable prediction %s (scored as empty): %s", exc.path, exc.reason)
                 bad_pred.append({"path": exc.path, "reason": exc.reason})
         ignore = None
         if stem in ignores:
             try:
                 ignore = read_mask(ignores[stem])
             except ImageReadError as exc:
-                log.warning("unreadable ignore mask %s (not used): %s", exc.path, exc.reason)
+                log.debug("unreadable ignore mask %s (not used): %s", exc.path, exc.reason)
                 bad_ignore.append({"path": exc.path, "reason": exc.reason})
         s = image_scores(pred, gt, ignore)
         f_sum += s.f_curve
@@ -204,5 +211,5 @@ def format_table(result: dict) -> str:
         ("unreadable_ignore", "unreadable ignore masks (not used)"),
     ):
         for bad in result[key]:
-            lines.append(f"{label}: {bad['path']}: {bad['reason']}")
+            lines.append(one_line(f"{label}: {bad['path']}: {bad['reason']}"))
     return "\n".join(lines)

@@ -7,4 +7,11 @@ tracebacks.
 
 
 class CliError(Exception):
-    """A user error (bad path, empty folder): printed as one line, exit code 2."""
+    """A user error (bad path, empty folder): printed as one line, exit code 2.
+
+    ``exit_code`` 1 is for a command that ran and failed (nothing to score, every photo failed).
+    """
+
+    def __init__(self, message: str, exit_code: int = 2) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import logging
+import os
 import pkgutil
 import sys
 import traceback
@@ -14,6 +16,7 @@ from engine import __version__
 from engine.cli import commands
 from engine.cli.errors import CliError
 from engine.errors import InputError
+from engine.text import one_line
 
 __all__ = ["CliError", "build_parser", "main"]
 
@@ -56,12 +59,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s",
     )
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()  # a closed pipe shows here when stdout is block-buffered
+        return code
+    except BrokenPipeError:
+        # ``peel evaluate | head``: the reader left. Point stdout at /dev/null so the final flush
+        # at exit cannot raise again, and end quietly as other Unix tools do.
+        with contextlib.suppress(OSError, ValueError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE
     except (CliError, InputError, FileNotFoundError) as exc:
         if args.debug:
             traceback.print_exc()
-        print(f"peel {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+        print(f"peel {args.command}: error: {one_line(str(exc))}", file=sys.stderr)
+        return exc.exit_code if isinstance(exc, CliError) else 2
     except KeyboardInterrupt:
         print(f"peel {args.command}: interrupted", file=sys.stderr)
         return 130

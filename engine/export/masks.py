@@ -20,11 +20,13 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
+import tempfile
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -34,11 +36,14 @@ import cv2
 import numpy as np
 
 from engine.atomic import DiskFullError, write_bytes
+from engine.daemon_pool import DaemonPool
 from engine.export import annotations
 from engine.export.jobs import ExportSetupError, Job, check_folders, plan_jobs, remove_stale_temps
+from engine.export.metadata import ModelContractError
 from engine.imageio import BadFile, ImageReadError, read_rgb
 from engine.segmenter.infer import finish, prepare
 from engine.segmenter.refine import grabcut_refine
+from engine.text import one_line
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +52,12 @@ LOG_NAME = "peel-segment.log"
 # The net sees the short side at its training size; beyond this aspect the long side explodes.
 MAX_ASPECT = 64
 BUFFER_BYTES = 512 * 1024 * 1024
+# How often the pipeline looks at the cancel flag while it waits for photos: Ctrl-C and the GUI's
+# Cancel must answer within a second even when every reader is stuck.
+POLL_S = 0.2
+# After a cancel, writes already running get this long to land (and be counted); a write still
+# running then is abandoned (atomic: it lands whole, or leaves a temp the next run removes).
+CANCEL_GRACE_S = 0.5
 
 
 class BatchRunner(Protocol):
@@ -128,6 +139,10 @@ class Summary:
     # Why the run stopped before the end (a full disk): every later write would fail the same
     # way, so the export stops at the first one instead of failing each remaining photo.
     stopped: str | None = None
+    # Threads still busy when the run returned (a cancel does not wait for them: a read may be
+    # stuck). A command-line process should end with os._exit: the interpreter's own exit can
+    # wait on them, or abort when one is inside OpenCV.
+    abandoned_threads: int = 0
 
     @property
     def rate(self) -> float:
@@ -206,19 +221,48 @@ def _write(
         return BadFile(str(item.job.src), f"cannot write {item.job.out}: {exc}")
 
 
+def _writable_out_dir(out_dir: Path) -> None:
+    """Create OUT_DIR and prove a file can be made in it, or one ``ExportSetupError`` line
+    (read-only mount, immutable or foreign folder): without this every photo failed the same way
+    or a traceback ended the run."""
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".peel-write-test.", dir=out_dir)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise ExportSetupError(f"cannot write to OUT_DIR {out_dir}: {exc.strerror or exc}") from exc
+
+
 class _RunLog:
-    """Appends to OUT_DIR/peel-segment.log so failures survive the console scrolling away."""
+    """Appends to OUT_DIR/peel-segment.log so failures survive the console scrolling away.
+
+    Opened without following links and only if it is a regular file: a link planted there would
+    make Peel append to a file outside OUT_DIR, and a FIFO would block the open. Refusing is an
+    ``ExportSetupError`` (one line, nothing processed). Entries are one line each.
+    """
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
+        flags = (os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
+                 | getattr(os, "O_NONBLOCK", 0))
+        try:
+            fd = os.open(path, flags, 0o666)
+        except OSError as exc:
+            if os.path.islink(path):
+                raise ExportSetupError(
+                    f"{path} is a symbolic link; refusing to follow it (remove it)") from exc
+            raise ExportSetupError(f"cannot open the run log {path}: {exc.strerror or exc}") from exc
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise ExportSetupError(f"{path} is not a regular file; refusing to write to it")
         # backslashreplace: a file name need not be valid UTF-8 on Linux; logging it must not fail.
-        self._fh: IO[str] = open(path, "a", encoding="utf-8", errors="backslashreplace")  # noqa: SIM115 - closed in close()
+        self._fh: IO[str] = open(fd, "a", encoding="utf-8", errors="backslashreplace")  # noqa: SIM115 - closed in close()
 
     def line(self, text: str) -> None:
         stamp = datetime.now().isoformat(timespec="seconds")
         try:
-            self._fh.write(f"{stamp} {text}\n")
+            self._fh.write(f"{stamp} {one_line(text)}\n")
             self._fh.flush()
         except OSError as exc:  # a full disk: the log is secondary, the summary still tells
             log.warning("cannot write %s: %s", self.path, exc)
@@ -260,6 +304,8 @@ def export_masks(
     jobs, clashes = plan_jobs(in_path, out_path, options.recursive, options.shard)
     jobs = [annotations.retarget(j, options.format, in_path, out_path) for j in jobs]
     runner = _open_model(model, options.device)
+    _writable_out_dir(out_path)
+    run_log = _RunLog(out_path / LOG_NAME)
     todo = jobs if options.overwrite else [j for j in jobs if not j.out.exists()]
     remove_stale_temps(todo)
     skipped = len(jobs) - len(todo)
@@ -274,7 +320,6 @@ def export_masks(
         log_path=out_path / LOG_NAME,
         warning=getattr(runner, "warning", None),
     )
-    run_log = _RunLog(summary.log_path)
     shard_text = f" shard {options.shard[0]}/{options.shard[1]}" if options.shard else ""
     run_log.line(
         f"start: {in_path} -> {out_path}{shard_text}, format {options.format}, "
@@ -286,7 +331,8 @@ def export_masks(
         summary.failed += 1
         summary.failures.append(bad)
         run_log.line(f"FAILED {bad.path}: {bad.reason}")
-        log.warning("skipped %s: %s", bad.path, bad.reason)
+        # Debug only: the caller reports failures (the CLI once per file, the GUI in its list).
+        log.debug("skipped %s: %s", bad.path, bad.reason)
 
     def report() -> None:
         if progress is not None:
@@ -343,8 +389,8 @@ def _pipeline(
     max_encodes = 2 * workers + batch
     keep_rgb = options.format == "cutout" or options.refine
 
-    decoders = ThreadPoolExecutor(workers, thread_name_prefix="peel-decode")
-    encoders = ThreadPoolExecutor(workers, thread_name_prefix="peel-encode")
+    decoders = DaemonPool(workers, "peel-decode")
+    encoders = DaemonPool(workers, "peel-encode")
     pending: set[Future[_Prepared | BadFile]] = set()
     buckets: dict[tuple[int, ...], list[_Prepared]] = {}
     since: dict[tuple[int, ...], float] = {}
@@ -365,6 +411,18 @@ def _pipeline(
             fail(bad)
         report()
 
+    def user_cancelled() -> bool:
+        return cancel is not None and cancel.is_set()
+
+    def collect_oldest() -> None:
+        """Collect the oldest write, waking every POLL_S so that a cancel is seen at once
+        (a --refine write runs GrabCut, seconds on a big photo)."""
+        while not encodes[0].done():
+            if user_cancelled():
+                return
+            wait([encodes[0]], timeout=POLL_S)
+        collect(encodes.popleft())
+
     def run_bucket(shape: tuple[int, ...]) -> None:
         nonlocal buffered_bytes
         items = buckets.pop(shape)
@@ -376,17 +434,28 @@ def _pipeline(
         try:
             probs = runner.run(x)
             if len(probs) != len(items):
-                raise ValueError(f"model returned {len(probs)} masks for {len(items)} photos")
+                raise ModelContractError(
+                    f"the model returned {len(probs)} masks for {len(items)} photos")
+        except ModelContractError as exc:  # every photo would fail alike: stop here
+            if summary.stopped is None:
+                summary.stopped = f"model error: {exc}"
+                log.error("stopping the export: %s", exc)
+            return
         except Exception as exc:
             for i in items:
                 fail(BadFile(str(i.job.src), f"inference failed: {type(exc).__name__}: {exc}"))
                 report()
             return
         for i, prob in zip(items, probs, strict=True):
+            if not np.isfinite(prob).all():
+                fail(BadFile(str(i.job.src), "the model's output for this photo has NaN or "
+                             "infinite values; nothing written"))
+                report()
+                continue
             encodes.append(encoders.submit(_write, i, prob, options.format, options.threshold,
                                            options.refine))
-        while len(encodes) > max_encodes:
-            collect(encodes.popleft())
+        while len(encodes) > max_encodes and not user_cancelled():
+            collect_oldest()
         while encodes and encodes[0].done():
             collect(encodes.popleft())
 
@@ -406,7 +475,8 @@ def _pipeline(
                     pending.add(decoders.submit(_load, job, runner.size, runner.stride, keep_rgb))
             if not pending:
                 break
-            done, _ = wait(pending, timeout=options.max_wait_s, return_when=FIRST_COMPLETED)
+            done, _ = wait(pending, timeout=min(POLL_S, options.max_wait_s),
+                           return_when=FIRST_COMPLETED)
             for fut in done:
                 pending.discard(fut)
                 item = fut.result()
@@ -436,11 +506,41 @@ def _pipeline(
                     stopped = True
                     break
                 run_bucket(shape)
-        while encodes:  # finish what was started: each write is atomic and already paid for
-            collect(encodes.popleft())
+        while encodes and not user_cancelled():  # finish what was started: already paid for
+            collect_oldest()
+        if user_cancelled() and encodes:
+            stopped = True
+            _drain_cancelled(encodes, collect)
     finally:
         for fut in pending:
             fut.cancel()
-        decoders.shutdown(wait=True, cancel_futures=True)
-        encoders.shutdown(wait=True, cancel_futures=True)
+        for fut in encodes:
+            fut.cancel()
+        # Never wait for the threads: one may be stuck in a read (see engine.daemon_pool).
+        decoders.shutdown(wait=False)
+        encoders.shutdown(wait=False)
+        summary.abandoned_threads = decoders.busy + encoders.busy
     return stopped
+
+
+def _drain_cancelled(
+    encodes: deque[Future[BadFile | None]], collect: Callable[[Future[BadFile | None]], None]
+) -> None:
+    """After a cancel: drop writes not started, count those that land within the grace time,
+    abandon the rest (left in ``encodes``, cancelled by the caller)."""
+    for fut in encodes:
+        fut.cancel()
+    deadline = time.monotonic() + CANCEL_GRACE_S
+    while encodes:
+        fut = encodes[0]
+        if fut.cancelled():
+            encodes.popleft()
+            continue
+        try:
+            fut.result(timeout=max(0.0, deadline - time.monotonic()))
+        except TimeoutError:
+            running = sum(not f.cancelled() and not f.done() for f in encodes)
+            log.warning("%d writes still running at cancel; not counted", running)
+            encodes.clear()
+            return
+        collect(encodes.popleft())

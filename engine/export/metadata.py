@@ -35,8 +35,33 @@ RESIZE_DOC = (
 )
 
 
+# What a runtime accepts (README, "Using a model Peel did not make"): Peel trains 32, 64 or 128 px;
+# twice the largest leaves room for other models while a wrong size cannot take gigabytes per
+# photo (peel.size=2000 took 7.6 GB). The stride divides the padded input, so it must be a power
+# of two no larger than the size (1: any size works, as for the encoder segmenter).
+MIN_SIZE, MAX_SIZE = 16, 256
+
+
 class ModelMetadataError(Exception):
     """The ONNX file is not a Peel segmenter or its metadata is incomplete."""
+
+
+class ModelContractError(Exception):
+    """The model's output breaks the documented contract (shape, rank, range): every photo would
+    fail the same way, so the export stops at the first batch with this one-line reason."""
+
+
+def check_size_and_stride(size: int, stride: int, where: str = "model") -> None:
+    if not MIN_SIZE <= size <= MAX_SIZE:
+        raise ModelMetadataError(
+            f"{where}: {KEY_SIZE} is {size}; a segmenter's training size must be between "
+            f"{MIN_SIZE} and {MAX_SIZE} px"
+        )
+    if stride < 1 or stride & (stride - 1) or stride > size:
+        raise ModelMetadataError(
+            f"{where}: {KEY_STRIDE} is {stride}; it must be a power of two (1, 2, 4, ...) "
+            f"no larger than {KEY_SIZE} ({size})"
+        )
 
 
 @dataclass(frozen=True)
@@ -70,7 +95,7 @@ class ModelMetadata:
                 f"{props.get(KEY_FORMAT)!r}, expected {FORMAT!r}); export it with peel export-onnx"
             )
         try:
-            return cls(
+            meta = cls(
                 size=int(props[KEY_SIZE]),
                 stride=int(props[KEY_STRIDE]),
                 normalisation=props[KEY_NORMALISATION],
@@ -78,5 +103,10 @@ class ModelMetadata:
                 source=props.get(KEY_SOURCE, "?"),
                 version=props.get(KEY_VERSION, "?"),
             )
-        except (KeyError, ValueError) as exc:
-            raise ModelMetadataError(f"{where}: incomplete Peel metadata ({exc})") from exc
+        except KeyError as exc:
+            raise ModelMetadataError(f"{where}: incomplete Peel metadata (no {exc})") from exc
+        except ValueError as exc:
+            raise ModelMetadataError(f"{where}: {KEY_SIZE} and {KEY_STRIDE} must be whole "
+                                     f"numbers ({exc})") from exc
+        check_size_and_stride(meta.size, meta.stride, where)
+        return meta

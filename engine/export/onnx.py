@@ -29,7 +29,7 @@ import onnx
 import torch
 
 from engine import __version__
-from engine.atomic import atomic_path
+from engine.atomic import atomic_path, remove_stale_temps
 from engine.export.metadata import INPUT_NAME, OUTPUT_NAME, ModelMetadata
 from engine.nets.unet import UNet
 from engine.segmenter.model import NORMALISATION, SegmenterInfo, load_segmenter
@@ -151,6 +151,7 @@ def export_onnx(
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
 
+    remove_stale_temps(out_path)  # a kill -9 of an earlier export
     with atomic_path(out_path) as tmp:
         onnx.save_model(proto, os.fspath(tmp), save_as_external_data=False)
         if any(p.name.startswith(tmp.name) and p != tmp for p in tmp.parent.iterdir()):

@@ -10,13 +10,20 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
 
-from engine.export.metadata import INPUT_NAME, OUTPUT_NAME, ModelMetadata, ModelMetadataError
+from engine.export.metadata import (
+    INPUT_NAME,
+    OUTPUT_NAME,
+    ModelContractError,
+    ModelMetadata,
+    ModelMetadataError,
+)
 from engine.segmenter.infer import finish, prepare
 from engine.segmenter.model import NORMALISATION
 
@@ -64,6 +71,39 @@ def cpu_threads() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+# "[ONNXRuntimeError] : 1 : FAIL : " and "/onnxruntime_src/.../model.cc:256 onnxruntime::Model::
+# Model(onnx::ModelProto&&, ...) ": where in onnxruntime's C++ it failed, which users cannot use.
+_ORT_PREFIX = re.compile(r"\[ONNXRuntimeError\] : \d+ : \w+ : ")
+_ORT_WHERE = re.compile(r"(\S*?)/\S+\.(?:cc|cpp|h):\d+ [\w:~<>]+\([^)]*\)\s*")
+
+
+def _first_line(exc: BaseException) -> str:
+    """onnxruntime's reason without its C++ file, line and signature, on one line."""
+    text = " ".join(ln.strip() for ln in str(exc).splitlines() if ln.strip())
+    text = _ORT_WHERE.sub(r"\1 ", _ORT_PREFIX.sub("", text))
+    return text.strip() or type(exc).__name__
+
+
+def check_output(out: np.ndarray, in_shape: tuple[int, ...]) -> np.ndarray:
+    """(N, H, W) probabilities from a model output, or ``ModelContractError`` when the output is
+    not (N, 1, H, W) float probabilities for an (N, 3, H, W) input. NaN/inf are left for the
+    caller to fail per photo (one bad photo is not a bad model)."""
+    n, _, h, w = in_shape
+    out = np.asarray(out)
+    if out.shape != (n, 1, h, w) or not np.issubdtype(out.dtype, np.floating):
+        raise ModelContractError(
+            f"the model's output is {out.dtype} {list(out.shape)} for an input of "
+            f"{[n, 3, h, w]}; a Peel segmenter returns float32 {[n, 1, h, w]}"
+        )
+    finite = out[np.isfinite(out)]
+    if finite.size and (finite.min() < -1e-3 or finite.max() > 1 + 1e-3):
+        raise ModelContractError(
+            f"the model's output is not a probability (values from {finite.min():.3g} to "
+            f"{finite.max():.3g}; expected 0 to 1: is the sigmoid missing?)"
+        )
+    return out[:, 0]
+
+
 class SegmenterSession:
     """A Peel segmenter loaded in onnxruntime.
 
@@ -107,7 +147,9 @@ class SegmenterSession:
                 os.fspath(self.path), sess_options=options, providers=providers
             )
         except Exception as exc:  # onnxruntime raises its own exception types per failure
-            raise ModelLoadError(f"{model_path}: not a loadable ONNX model ({exc})") from exc
+            raise ModelLoadError(
+                f"{model_path}: not a loadable ONNX model ({_first_line(exc)})"
+            ) from exc
 
         try:
             props = self._session.get_modelmeta().custom_metadata_map
@@ -118,6 +160,7 @@ class SegmenterSession:
             raise ModelLoadError(
                 f"{model_path}: unsupported input normalisation {self.metadata.normalisation!r}"
             )
+        self._check_signature()
 
         self.provider = self._session.get_providers()[0]
         if want_cuda and self.provider != CUDA:
@@ -127,6 +170,25 @@ class SegmenterSession:
             )
             log.warning(self.warning)
         log.info("segmenter %s runs on %s", self.path.name, self.describe())
+
+    def _check_signature(self) -> None:
+        """One float32 input ``image`` (N, 3, H, W) and one float32 output ``prob`` (N, 1, H, W),
+        as documented; dynamic dimensions are named (strings) or unknown (None)."""
+        inputs, outputs = self._session.get_inputs(), self._session.get_outputs()
+        for role, args, name, channels in (("input", inputs, INPUT_NAME, 3),
+                                           ("output", outputs, OUTPUT_NAME, 1)):
+            if len(args) != 1 or args[0].name != name:
+                names = ", ".join(a.name for a in args) or "none"
+                raise ModelLoadError(f"{self.path}: expected one {role} named {name!r}, "
+                                     f"the model has: {names}")
+            arg = args[0]
+            shape = list(arg.shape)
+            wrong_channels = len(shape) == 4 and isinstance(shape[1], int) and shape[1] != channels
+            if arg.type != "tensor(float)" or len(shape) != 4 or wrong_channels:
+                raise ModelLoadError(
+                    f"{self.path}: {role} {name!r} is {arg.type} {shape}; expected "
+                    f"tensor(float) [N, {channels}, H, W]"
+                )
 
     @property
     def size(self) -> int:
@@ -150,7 +212,8 @@ class SegmenterSession:
         if h % self.stride or w % self.stride:
             raise ValueError(f"height and width must be multiples of {self.stride}, got {h}x{w}")
         x = np.ascontiguousarray(batch, dtype=np.float32)
-        return self._session.run([OUTPUT_NAME], {INPUT_NAME: x})[0][:, 0]
+        out = self._session.run([OUTPUT_NAME], {INPUT_NAME: x})[0]
+        return check_output(out, x.shape)
 
     def predict_soft(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Soft masks (float32 [0, 1], each at its photo's size) for uint8 RGB photos, one by one."""

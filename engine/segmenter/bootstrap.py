@@ -88,17 +88,22 @@ def grabcut_masks(
     t0 = time.perf_counter()
     masks: dict[int, np.ndarray] = {}
     todo: list[tuple[int, str, str]] = []
+    vanished: list[str] = []
     for i, path in enumerate(cache.paths):
         try:
             dst = mask_dir / f"{cache_key(path)}.png"
         except OSError as exc:  # the photo vanished since it was read: train without it
-            log.warning("skipping %s: %s", path, exc)
+            log.debug("skipping %s: %s", path, exc)  # reported once, by the event below
+            vanished.append(f"{path}: {exc.strerror or exc}")
             continue
         mask = load_cached(dst) if dst.exists() else None
         if mask is not None:
             masks[i] = mask
         else:
             todo.append((i, str(path), str(dst)))
+    if vanished:
+        yield WarningEvent(step=step0, message=f"GrabCut skipped {len(vanished)} photos that "
+                           f"are gone since they were read (first: {vanished[0]})")
     reused = len(masks)
     computed = 0
     if todo:
@@ -116,7 +121,7 @@ def grabcut_masks(
                 mask = load_cached(dst) if error is None else None
                 if mask is None:
                     msg = f"GrabCut skipped {src}: {error or 'mask unreadable'}"
-                    log.warning(msg)
+                    log.debug(msg)  # reported once, by the event
                     yield WarningEvent(step=step0, message=msg)
                 else:
                     masks[i] = mask

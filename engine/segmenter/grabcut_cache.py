@@ -33,8 +33,11 @@ def cache_key(path: str | os.PathLike[str]) -> str:
     """Stable name for one photo's mask; changes when the file or the GrabCut settings change."""
     p = Path(path).resolve()
     st = p.stat()
-    text = f"{p}|{st.st_size}|{st.st_mtime_ns}|{WORK_SIDE}|{MARGIN}|{ITERS}"
-    return hashlib.sha1(text.encode("utf-8")).hexdigest()[:20]
+    # From bytes: a Linux file name need not be valid UTF-8 (it arrives surrogate-escaped), and
+    # encoding it as UTF-8 raised and ended the whole training run. For valid names the bytes,
+    # hence the keys of existing caches, are the same as before.
+    text = f"|{st.st_size}|{st.st_mtime_ns}|{WORK_SIDE}|{MARGIN}|{ITERS}"
+    return hashlib.sha1(os.fsencode(p) + text.encode("ascii")).hexdigest()[:20]
 
 
 def working_copy(rgb: np.ndarray, side: int = WORK_SIDE) -> np.ndarray:

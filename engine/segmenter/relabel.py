@@ -24,7 +24,7 @@ from torch import nn
 
 from engine.control import RunControl
 from engine.data import ImageCache, square_resize
-from engine.events import Event, PhaseChanged, Progress
+from engine.events import Event, PhaseChanged, Progress, WarningEvent
 from engine.segmenter.grabcut_cache import refine_centre
 from engine.segmenter.infer import predict_soft
 from engine.segmenter.pairs import filter_pairs
@@ -86,6 +86,7 @@ def refined_labels(
     masks = np.stack([np.where(s >= 128, 255, 0).astype(np.uint8) for s in soft])
     tasks = [(str(path), s) for path, s in zip(cache.paths, soft, strict=True)]
     refined = kept = 0
+    skipped: list[str] = []
     last = 0.0
     results = _results(tasks)
     try:
@@ -98,6 +99,7 @@ def refined_labels(
                     kept += 1
             elif error:
                 log.info("refining %s skipped: %s", cache.paths[i], error)
+                skipped.append(f"{cache.paths[i]}: {error}")
             elapsed = time.perf_counter() - t0
             if elapsed - last >= 1.0 or done == n:
                 last = elapsed
@@ -110,6 +112,10 @@ def refined_labels(
                 return None
     finally:
         results.close()
+    if skipped:  # e.g. the photo folder was moved or deleted during training
+        yield WarningEvent(step=step0, message=f"{phase}: label refinement skipped for "
+                           f"{len(skipped)} of {n} photos (first: {skipped[0]}); their "
+                           "unrefined labels are used")
     keep = filter_pairs(torch.empty(0), torch.from_numpy(masks).float().div_(255.0).unsqueeze(1)).numpy()
     log.info("%s: %d of %d photos refined, %d refinements kept, %d labels usable, %.1f s",
              phase, refined, n, kept, int(keep.sum()), time.perf_counter() - t0)

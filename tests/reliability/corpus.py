@@ -240,6 +240,20 @@ def write_corpus(folder: Path, huge: bool = True) -> Corpus:
     os.symlink("self_loop.jpg", folder / "self_loop.jpg")
     entries.append(Entry("self_loop.jpg", "symlink pointing at itself", *(["link loop"] * 3)))
 
+    # Hostile entries (issue #15): opening a FIFO blocks for ever, /dev/zero never ends, a bomb
+    # announces a size in a few bytes, PPM content is decoded by OpenCV whatever its name says.
+    os.mkfifo(folder / "pipe.jpg")
+    entries.append(Entry("pipe.jpg", "FIFO named .jpg", *(["FIFO"] * 3)))
+    os.symlink("pipe.jpg", folder / "link_to_pipe.png")
+    entries.append(Entry("link_to_pipe.png", "symlink to a FIFO", *(["FIFO"] * 3)))
+    os.symlink("/dev/zero", folder / "link_to_dev_zero.jpg")
+    entries.append(Entry("link_to_dev_zero.jpg", "symlink to /dev/zero",
+                         *(["character device"] * 3)))
+    put_bad("tiff_bomb.tif", hostile_tiff(20_000, 20_000), "20000x20000 TIFF header (bomb)",
+            "too large")
+    put_bad("ppm_inside.jpg", b"P6\n60000 60000\n255\n" + bytes(64), "PPM bomb named .jpg",
+            "unknown format")
+
     # Unreadable permissions: root reads anything, so the case only exists for other users.
     if not permissions_enforced():
         not_made["unreadable permissions"] = "running as root: chmod 000 does not stop reading"
@@ -253,6 +267,34 @@ def write_corpus(folder: Path, huge: bool = True) -> Corpus:
     (folder / "sub folder").mkdir()
     (folder / "sub folder" / "inside.jpg").write_bytes(jpg)  # only seen by recursive scans
     return Corpus(folder, entries, not_made)
+
+
+def hostile_tiff(width: int, height: int) -> bytes:
+    """A classic little-endian TIFF header announcing ``width`` x ``height`` with no pixel data
+    (tests/reliability/hostile.py writes real bombs and the other layouts)."""
+    from hostile import tiff_bytes
+
+    return tiff_bytes(width, height, strip=b"x\x9c\x03\x00\x00\x00\x00\x01")
+
+
+def copy_corpus(src: Path, dest: Path, skip: tuple[bytes, ...] = ()) -> None:
+    """Copy a corpus folder: links as links, FIFOs made anew (a copy would open them)."""
+    import shutil
+    import stat
+
+    fifos: list[bytes] = []
+
+    def ignore(folder: bytes, names: list[bytes]) -> list[bytes]:
+        out = [n for n in names if n in skip]
+        for n in names:
+            if stat.S_ISFIFO(os.lstat(os.path.join(folder, n)).st_mode):
+                fifos.append(os.path.relpath(os.path.join(folder, n), os.fsencode(src)))
+                out.append(n)
+        return out
+
+    shutil.copytree(os.fsencode(src), os.fsencode(dest), symlinks=True, ignore=ignore)
+    for rel in fifos:
+        os.mkfifo(os.path.join(os.fsencode(dest), rel))
 
 
 def write_recursive_tree(folder: Path) -> dict[str, str | None]:
@@ -294,6 +336,7 @@ def snapshot(folder: Path) -> dict[str, str]:
     Compared before and after a run: nothing may be modified, removed or renamed.
     """
     import hashlib
+    import stat
 
     out: dict[str, str] = {}
     for dirpath, dirnames, filenames in os.walk(os.fsencode(folder)):
@@ -305,6 +348,8 @@ def snapshot(folder: Path) -> dict[str, str]:
                 out[rel] = "link:" + os.fsdecode(os.readlink(path))
             elif os.path.isdir(path):
                 out[rel] = f"dir:{st.st_mode & 0o777:o}"
+            elif not stat.S_ISREG(st.st_mode):  # a FIFO: opening it would block
+                out[rel] = f"special:{stat.S_IFMT(st.st_mode):o}:{st.st_mode & 0o777:o}"
             else:
                 try:
                     with open(path, "rb") as fh:

@@ -41,14 +41,11 @@ def corpus_master(tmp_path_factory: pytest.TempPathFactory) -> Corpus:
 @pytest.fixture
 def corpus(corpus_master: Corpus, tmp_path: Path) -> Corpus:
     """A private copy (links copied as links, modes kept) that a test may run anything on."""
-    import shutil
-
-    from corpus import encode, gradient_rgb
+    from corpus import copy_corpus, encode, gradient_rgb
 
     dest = tmp_path / "bad input"
-    locked = b"locked.jpg"  # exists only when not root; a copy could not read it
-    shutil.copytree(os.fsencode(corpus_master.root), os.fsencode(dest), symlinks=True,
-                    ignore=lambda _dir, names: [n for n in names if n == locked])
+    # locked.jpg exists only when not root; a copy could not read it
+    copy_corpus(corpus_master.root, dest, skip=(b"locked.jpg",))
     if "locked.jpg" in corpus_master.names():
         (dest / "locked.jpg").write_bytes(encode(gradient_rgb(), ".jpg"))
         (dest / "locked.jpg").chmod(0)

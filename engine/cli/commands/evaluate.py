@@ -13,7 +13,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="score predicted masks against ground-truth masks",
         description="Per-image accuracy, foreground IoU, mIoU and maxF (beta^2 = 0.3), averaged "
         "over images, threshold 0.5. Masks match by file stem; predictions are resized to the "
-        "ground truth's size; a missing prediction counts as an empty mask.",
+        "ground truth's size; a missing prediction counts as an empty mask. Exit code 1 when "
+        "no prediction matches a ground-truth name.",
     )
     p.add_argument("pred_dir", type=Path, metavar="PRED_DIR", help="predicted masks (8-bit, soft or 0/255)")
     p.add_argument("gt_dir", type=Path, metavar="GT_DIR", help="ground-truth masks (0/255)")
@@ -24,6 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from engine.cli.main import CliError
+    from engine.cli.progress import ProgressLine
     from engine.imageio import scan_images
     from engine.metrics import evaluate_folders, format_table
 
@@ -32,9 +34,21 @@ def run(args: argparse.Namespace) -> int:
             raise CliError(f"{label} is not a folder: {folder}")
     if not scan_images(args.gt_dir):
         raise CliError(f"no mask images in GT_DIR {args.gt_dir}")
-    result = evaluate_folders(args.pred_dir, args.gt_dir, args.ignore)
+    line = ProgressLine("evaluate", unit="masks")
+    try:
+        result = evaluate_folders(args.pred_dir, args.gt_dir, args.ignore,
+                                  progress=lambda done, total: line(done, total))
+    finally:
+        line.close()
     if result["count"] == 0:
         raise CliError(f"no readable ground-truth masks in {args.gt_dir}")
+    matched = result["count"] - result["missing_count"] - len(result["unreadable_predictions"])
+    if matched <= 0:
+        raise CliError(
+            f"no readable prediction in {args.pred_dir} matches a ground-truth mask of {args.gt_dir} "
+            f"({result['count']} masks; predictions match by file name without extension)",
+            exit_code=1,
+        )
     if args.json:
         print(json.dumps(result, indent=2))
     else:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import threading
-import time
 from pathlib import Path
 
 from engine.cli.errors import CliError
@@ -19,7 +19,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "size and orientation (EXIF applied). Existing outputs are skipped, so an interrupted run "
         "resumes where it stopped. Unreadable photos are reported, logged in "
         "OUT_DIR/peel-segment.log and skipped. Exit code 0 when all photos succeeded, 1 when "
-        "some failed, 130 when interrupted.",
+        "some failed or the model broke its contract, 2 for bad arguments or an unusable model "
+        "or OUT_DIR, 130 when interrupted (the first Ctrl-C stops within a second).",
     )
     p.add_argument("in_dir", type=Path, metavar="IN_DIR", help="folder of photos (never modified)")
     p.add_argument("out_dir", type=Path, metavar="OUT_DIR", help="folder for the PNGs (created)")
@@ -53,37 +54,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-class _ProgressBar:
-    """One redrawn line on stderr, at most 5 times a second; silent when stderr is not a terminal."""
-
-    def __init__(self) -> None:
-        self.enabled = sys.stderr.isatty()
-        self._last = 0.0
-
-    def __call__(self, p) -> None:  # p: engine.export.masks.ExportProgress
-        now = time.monotonic()
-        if not self.enabled or (now - self._last < 0.2 and p.processed < p.todo):
-            return
-        self._last = now
-        frac = p.processed / p.todo if p.todo else 1.0
-        filled = int(frac * 30)
-        eta = "--:--" if p.eta_s is None else time.strftime("%H:%M:%S", time.gmtime(p.eta_s))
-        failed = f", {p.failed} failed" if p.failed else ""
-        sys.stderr.write(
-            f"\r[{'#' * filled}{'.' * (30 - filled)}] {p.processed}/{p.todo} "
-            f"{p.rate:5.1f} img/s ETA {eta}{failed}   "
-        )
-        sys.stderr.flush()
-
-    def close(self) -> None:
-        if self.enabled and self._last:
-            sys.stderr.write("\n")
-
-
 def run(args: argparse.Namespace) -> int:
+    from engine.cli.interrupt import first_interrupt_sets
+    from engine.cli.progress import ProgressLine
     from engine.export.jobs import parse_shard
-    from engine.export.masks import ExportOptions, ExportSetupError, export_masks
+    from engine.export.masks import ExportOptions, ExportProgress, ExportSetupError, export_masks
     from engine.export.sessions import ModelLoadError
+    from engine.text import one_line
 
     try:
         options = ExportOptions(
@@ -101,24 +78,31 @@ def run(args: argparse.Namespace) -> int:
     except ExportSetupError as exc:
         raise CliError(str(exc)) from exc
 
-    bar = _ProgressBar()
+    line = ProgressLine("segment")
     cancel = threading.Event()
+
+    def progress(p: ExportProgress) -> None:
+        line(p.processed, p.todo, p.rate, p.failed)
+
     try:
-        summary = export_masks(args.model, args.in_dir, args.out_dir, options, bar, cancel)
+        with first_interrupt_sets(cancel):
+            summary = export_masks(args.model, args.in_dir, args.out_dir, options, progress, cancel)
     except (ExportSetupError, ModelLoadError) as exc:
         raise CliError(str(exc)) from exc
     finally:
-        bar.close()
+        line.close()
     if summary.warning:
         print(f"warning: {summary.warning}", file=sys.stderr)
+    # Each failure once, here (the engine logs them at debug level only).
     for bad in summary.failures[:20]:
-        print(f"failed: {bad.path}: {bad.reason}", file=sys.stderr)
+        print(one_line(f"failed: {bad.path}: {bad.reason}"), file=sys.stderr)
     if len(summary.failures) > 20:
         print(f"... and {len(summary.failures) - 20} more in {summary.log_path}", file=sys.stderr)
     if summary.stopped:  # a full disk: the photos left are done by running the same command again
-        print(f"error: stopped early: {summary.stopped}", file=sys.stderr)
+        print(one_line(f"error: stopped early: {summary.stopped}"), file=sys.stderr)
     print(
-        f"{summary.written} written, {summary.skipped} skipped (already done), "
+        ("cancelled: " if summary.cancelled else "")
+        + f"{summary.written} written, {summary.skipped} skipped (already done), "
         f"{summary.failed} failed of {summary.total} photos in {summary.seconds:.1f} s "
         f"({summary.rate:.1f} img/s) on {summary.provider}; outputs in {summary.out_dir}"
         + (f"; failures logged in {summary.log_path}" if summary.failed else "")
@@ -128,4 +112,12 @@ def run(args: argparse.Namespace) -> int:
     merged = coco_path(summary.out_dir, options.format)
     if merged is not None and merged.exists():
         print(f"COCO annotations of every photo done so far: {merged}")
-    return 1 if summary.failed else 0
+    code = 130 if summary.cancelled else 1 if summary.failed or summary.stopped else 0
+    if summary.abandoned_threads:
+        # A thread abandoned by the cancel (stuck in a read, or inside GrabCut) would make the
+        # interpreter's exit wait for it, or abort: seconds measured after a Ctrl-C. Nothing is
+        # left to save (every output is written atomically), so end the process here.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
