@@ -92,13 +92,17 @@ class Job:
 
     def __init__(self, fn: Callable[[JobProgress, threading.Event], Any], name: str) -> None:
         self.cancel = threading.Event()
+        self._gate = threading.Lock()  # a cancel and a start never cross (see ``stop``)
         self.started = threading.Event()
         self.ended = threading.Event()
         self.signals = JobSignals()
         progress = JobProgress(self.signals)
 
         def work() -> Any:
-            self.started.set()
+            with self._gate:
+                if self.cancel.is_set():
+                    return None  # cancelled while queued for a thread: never runs
+                self.started.set()
             threading.current_thread().name = name
             try:
                 return fn(progress, self.cancel)
@@ -112,6 +116,12 @@ class Job:
 
     def running(self) -> bool:
         return self.started.is_set() and not self.ended.is_set()
+
+    def stop(self) -> None:
+        """Ask the call to end. A job still queued for a thread will then never run: without the
+        gate it could start after ``join`` had found it not started, and outlive the window."""
+        with self._gate:
+            self.cancel.set()
 
     def join(self, timeout_ms: int = -1) -> bool:
         if not self.started.is_set():
@@ -264,7 +274,7 @@ class JobRunner(QObject):
     def shutdown(self, timeout_ms: int = 30_000) -> bool:
         """Cancel every job and wait for it; True when all ended in time."""
         for job in self._jobs:
-            job.cancel.set()
+            job.stop()
         ok = all(job.join(timeout_ms) for job in self._jobs)
         self._reap()
         return ok

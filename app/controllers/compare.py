@@ -43,7 +43,7 @@ class CompareController(QObject):
     @Slot()
     def cancel(self) -> None:
         if self.job is not None:
-            self.job.cancel.set()
+            self.job.stop()
             self.message.emit("Comparison: cancelling…", "warning")
 
     @Slot(str, str)

@@ -47,7 +47,7 @@ class ExportController(QObject):
     @Slot()
     def cancel(self) -> None:
         if self.job is not None:
-            self.job.cancel.set()
+            self.job.stop()
             self.message.emit(f"{self.label}: cancelling…", "warning")
 
     @Slot(object)

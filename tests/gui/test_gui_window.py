@@ -173,3 +173,33 @@ def test_a_run_killed_before_its_first_checkpoint_is_not_offered_for_resume(
     w.training.start_button.click()
     qtbot.waitUntil(lambda: w.session is None, timeout=5000)
     assert w.resume_dir is None and w.training.start_button.text() == "Start"
+
+
+def test_a_job_cancelled_while_queued_never_runs(qtbot):
+    """Closing the window cancels every job and joins those that started; a job still queued for
+    a pool thread used to start after that join had passed it by, and outlive the window (seen as
+    a flaky 'jobs still running' after close)."""
+    import threading
+
+    from PySide6.QtCore import QThreadPool
+
+    from app.workers import MIN_POOL_THREADS, JobRunner
+
+    runner = JobRunner()
+    ran: list[str] = []
+
+    def blocker(progress, cancel: threading.Event) -> None:
+        cancel.wait(10)
+
+    def queued(progress, cancel: threading.Event) -> None:
+        ran.append("queued job ran")
+
+    pool = QThreadPool.globalInstance()
+    busy = [runner.start(blocker, f"blocker-{i}") for i in range(max(MIN_POOL_THREADS,
+                                                                     pool.maxThreadCount()))]
+    last = runner.start(queued, "queued")
+    qtbot.waitUntil(lambda: all(job.started.is_set() for job in busy), timeout=10_000)
+    assert not last.started.is_set()  # every pool thread is taken: it waits in the queue
+    assert runner.shutdown(timeout_ms=10_000)
+    assert pool.waitForDone(10_000)
+    assert ran == [] and runner.running() == 0
