@@ -96,7 +96,13 @@ def main() -> int:
         save(window, app, "opened-run")
         dialog = window.export_masks_dialog()
         pump(app, 0.5)
-        dialog.grab().save(str(OUT / "export-dialog.png"))
+        dialog.format.showPopup()  # the formats on offer, as a user opening the list sees them
+        pump(app, 0.5)
+        # The list is a popup window of its own: grab the screen around the dialog.
+        area = dialog.frameGeometry().united(dialog.format.view().window().frameGeometry())
+        app.primaryScreen().grabWindow(0, area.x(), area.y(), area.width(), area.height()).save(
+            str(OUT / "export-dialog.png"))
+        dialog.format.hidePopup()
         print("saved", OUT / "export-dialog.png")
         dialog.reject()
         window.close()
