@@ -282,6 +282,15 @@ def broadcast_object(obj: object) -> object:
     return box[0]
 
 
+def gather_object(obj: object) -> list[object]:
+    """Every rank's ``obj`` (picklable), in rank order, on every rank; ``[obj]`` alone."""
+    if not _world.active:
+        return [obj]
+    out: list[object] = [None] * _world.size
+    dist.all_gather_object(out, obj)
+    return out
+
+
 # -- BatchNorm over the global batch ----------------------------------------------------------
 class GlobalBatchNorm2d(nn.BatchNorm2d):
     """BatchNorm2d whose training-mode statistics are those of the global batch (all ranks).

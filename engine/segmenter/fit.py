@@ -9,7 +9,6 @@ segmenter's advantage over its noisy targets.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 from collections.abc import Callable, Generator
@@ -18,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from engine.control import RunControl
+from engine.device import autocast
 from engine.events import Event, PhaseChanged
 from engine.loop import Budget, run_steps
 from engine.nets.unet import UNet
@@ -68,11 +68,7 @@ def fit_unet(
     distributed.convert_batch_norm(unet)
     distributed.check_batch(batch, "segmenter batch")
     opt = torch.optim.Adam(unet.parameters(), lr=lr, betas=(0.9, 0.99))
-    amp = (
-        torch.autocast("cuda", dtype=torch.bfloat16)
-        if device.type == "cuda"
-        else contextlib.nullcontext()
-    )
+    amp = autocast(device)
     yield PhaseChanged(step=step0, phase=phase, detail="training the segmenter")
 
     def step(frac: float) -> dict[str, float]:
