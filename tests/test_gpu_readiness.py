@@ -139,3 +139,32 @@ def test_each_segment_shard_gets_its_own_gpu(monkeypatch: pytest.MonkeyPatch) ->
         masks._open_model("model.onnx", "auto", (i, 3))
     assert [kw["device_id"] for kw in opened] == [0, 1, 0]
     assert sessions.shard_device_id(None, 4) == 0
+
+
+def test_step_losses_stay_tensors_until_the_loop_reports() -> None:
+    from engine.control import RunControl
+    from engine.events import Losses
+    from engine.loop import Budget, run_steps
+
+    returned: list[torch.Tensor] = []
+
+    def step(frac: float) -> dict[str, torch.Tensor]:
+        returned.append(torch.tensor(float(len(returned) + 1)))
+        return {"loss": returned[-1]}
+
+    events = list(run_steps(step, Budget(steps=4), RunControl(), "fit", 0, report_every=2))
+    losses = [e.values["loss"] for e in events if isinstance(e, Losses)]
+    assert losses == [1.5, 3.5] and all(type(v) is float for v in losses)
+    last = [e for e in run_steps(step, Budget(steps=2), RunControl(), "x", 0, report_every=2,
+                                 average=False) if isinstance(e, Losses)]
+    assert last[0].values == {"loss": 6.0} and type(last[0].values["loss"]) is float
+
+
+def test_border_mass_without_boolean_indexing_matches_the_ring_mean() -> None:
+    from engine.losses import border_mass
+
+    mask = torch.rand(3, 1, 20, 28, generator=torch.Generator().manual_seed(0))
+    r = max(1, int(round(20 / 16)))
+    ring = torch.ones(20, 28, dtype=torch.bool)
+    ring[r : 20 - r, r : 28 - r] = False
+    assert torch.allclose(border_mass(mask), mask[..., ring].mean())

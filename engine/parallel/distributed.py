@@ -319,7 +319,7 @@ class GlobalBatchNorm2d(nn.BatchNorm2d):
                     1.0 / float(self.num_batches_tracked)  # type: ignore[arg-type]
                     if self.momentum is None else self.momentum
                 )
-                unbiased = var * (n / max(float(n) - 1, 1.0))
+                unbiased = var * (n / (n - 1).clamp(min=1.0))  # on the device: no host wait
                 self.running_mean.lerp_(mean.to(self.running_mean.dtype), m)
                 self.running_var.lerp_(unbiased.to(self.running_var.dtype), m)  # type: ignore[union-attr]
         invstd = torch.rsqrt(var + self.eps).float()

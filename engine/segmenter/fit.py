@@ -71,7 +71,7 @@ def fit_unet(
     amp = autocast(device)
     yield PhaseChanged(step=step0, phase=phase, detail="training the segmenter")
 
-    def step(frac: float) -> dict[str, float]:
+    def step(frac: float) -> dict[str, torch.Tensor]:
         cos = 0.5 * (1 + math.cos(math.pi * frac))
         for group in opt.param_groups:
             group["lr"] = lr * (MIN_LR_FRACTION + (1 - MIN_LR_FRACTION) * cos)
@@ -95,7 +95,7 @@ def fit_unet(
         loss.backward()
         distributed.average_grads(opt)
         opt.step()
-        return {"bce": float(bce.detach()), "dice": float(dice.detach())}
+        return {"bce": bce.detach(), "dice": dice.detach()}  # floats only when reported
 
     yield from run_steps(step, Budget(budget_s, steps), control, phase, step0, own_count=True)
     return unet.eval()
