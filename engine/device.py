@@ -65,3 +65,22 @@ def autocast(device: torch.device) -> contextlib.AbstractContextManager[Any]:
     if dtype is None:
         return contextlib.nullcontext()
     return torch.autocast(device.type, dtype=dtype)
+
+
+def prepare_cuda(device: torch.device) -> None:
+    """Let cuDNN time its kernels once per shape: training batches all have one fixed shape.
+
+    This gives up bit-identical GPU runs (README: ``--steps`` reproduces weights on the CPU only).
+    """
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+
+
+def to_device(batch: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A host batch on ``device``; to a GPU through pinned memory, so the copy does not block.
+
+    ``non_blocking`` from ordinary (pageable) memory is a blocking copy in disguise.
+    """
+    if device.type != "cuda" or batch.device.type == "cuda":
+        return batch.to(device)
+    return batch.pin_memory().to(device, non_blocking=True)

@@ -20,6 +20,7 @@ from torch import nn
 from engine.compose import composite
 from engine.config import RunConfig
 from engine.device import autocast as device_autocast
+from engine.device import prepare_cuda, to_device
 from engine.losses import background_prior, mask_outside_prior
 from engine.nets.discriminator import Discriminator
 from engine.nets.generator import BackgroundGenerator, ForegroundGenerator
@@ -46,6 +47,7 @@ class LayeredGan:
     def __init__(self, config: RunConfig, device: torch.device) -> None:
         self.config = config
         self.device = device
+        prepare_cuda(device)
         net = config.net
         self.z_dim = net.z_dim
         self.bg = BackgroundGenerator(net.z_dim, config.size, net.g_width, net.upsample)
@@ -187,7 +189,7 @@ class LayeredGan:
         average still runs, so processes under torchrun stay in step with each other.
         """
         self.nonfinite = None
-        real = real.to(self.device, non_blocking=True).contiguous(memory_format=CHANNELS_LAST)
+        real = to_device(real, self.device).contiguous(memory_format=CHANNELS_LAST)
         self._train_mode(True)
         self.disc.requires_grad_(True)
         for m in self.d_extra.values():

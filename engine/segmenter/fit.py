@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from engine.control import RunControl
-from engine.device import autocast
+from engine.device import autocast, prepare_cuda, to_device
 from engine.events import Event, PhaseChanged
 from engine.loop import Budget, run_steps
 from engine.nets.unet import UNet
@@ -69,6 +69,7 @@ def fit_unet(
     distributed.check_batch(batch, "segmenter batch")
     opt = torch.optim.Adam(unet.parameters(), lr=lr, betas=(0.9, 0.99))
     amp = autocast(device)
+    prepare_cuda(device)
     yield PhaseChanged(step=step0, phase=phase, detail="training the segmenter")
 
     def step(frac: float) -> dict[str, torch.Tensor]:
@@ -76,8 +77,7 @@ def fit_unet(
         for group in opt.param_groups:
             group["lr"] = lr * (MIN_LR_FRACTION + (1 - MIN_LR_FRACTION) * cos)
         images, masks = sample(batch)
-        images = images.to(device, non_blocking=True)
-        masks = masks.to(device, non_blocking=True).float()
+        images, masks = to_device(images, device), to_device(masks, device).float()
         if augment is not None:
             images, masks = augment_pairs(images, masks, augment)
         images, masks = distributed.shard(images), distributed.shard(masks)
