@@ -6,6 +6,7 @@ No GPU runs these tests: CUDA calls are replaced by fakes that fail the way a re
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -168,3 +169,53 @@ def test_border_mass_without_boolean_indexing_matches_the_ring_mean() -> None:
     ring = torch.ones(20, 28, dtype=torch.bool)
     ring[r : 20 - r, r : 28 - r] = False
     assert torch.allclose(border_mass(mask), mask[..., ring].mean())
+
+
+def test_cuda_session_loads_the_cuda_libraries_first_and_reports_the_fallback(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A GPU machine whose CUDA provider cannot load: libraries preloaded before the session is
+    made, the shard's GPU asked for, and the CPU that really runs is what gets reported."""
+    from export_helpers import exported_run
+
+    from engine.export import sessions
+
+    model = exported_run(tmp_path_factory) / "segmenter.onnx"
+    calls: list[Any] = []
+    real_session = sessions.ort.InferenceSession
+
+    def session(path: str, sess_options: Any = None, providers: Any = None) -> Any:
+        calls.append(("session", providers))
+        return real_session(path, sess_options=sess_options, providers=[sessions.CPU])
+
+    monkeypatch.setattr(sessions, "_cuda_usable", lambda: True)
+    monkeypatch.setattr(sessions, "_preload_cuda_libraries", lambda: calls.append("preload"))
+    monkeypatch.setattr(sessions.ort, "InferenceSession", session)
+    opened = sessions.SegmenterSession(model, device="auto", device_id=1)
+    assert calls[0] == "preload" and calls[1][0] == "session"
+    cuda_options = dict(calls[1][1][0][1])
+    assert calls[1][1][0][0] == sessions.CUDA and cuda_options["device_id"] == "1"
+    assert opened.provider == sessions.CPU
+    assert opened.warning is not None and "running on the CPU" in opened.warning
+
+
+def test_segment_cli_says_the_cpu_runs_when_cuda_was_asked_for(
+    tmp_path: Path, tmp_path_factory: pytest.TempPathFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import cv2
+    from export_helpers import exported_run, shapes_photo
+
+    from engine.cli.main import main
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present; the fallback cannot be observed")
+    model = exported_run(tmp_path_factory) / "segmenter.onnx"
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    cv2.imwrite(str(photos / "a.png"), shapes_photo(40, 56))
+    code = main(["segment", str(photos), str(tmp_path / "out"), "--model", str(model),
+                 "--device", "cuda"])
+    out, err = capsys.readouterr()
+    assert code == 0
+    assert "CUDA was requested" in err and "running on the CPU" in err
+    assert "on onnxruntime CPUExecutionProvider" in out
