@@ -56,11 +56,14 @@ def random_affine(
     tx = uniform(-2 * max_shift, 2 * max_shift)  # normalised coordinates span 2
     ty = uniform(-2 * max_shift, 2 * max_shift)
     cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
-    theta = torch.stack(
-        [torch.stack([cos, -sin, tx], 1), torch.stack([sin, cos, ty], 1)], 1
-    ).to(x.dtype)
-    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    theta = torch.stack([torch.stack([cos, -sin, tx], 1), torch.stack([sin, cos, ty], 1)], 1)
+    # The warp runs in float32 even under bf16 autocast: bf16 sampling coordinates (8 mantissa
+    # bits) are off by up to a pixel at 128 px, a jitter the discriminator would learn to see.
+    with torch.autocast(dev.type, enabled=False):
+        x32 = x.float()
+        grid = F.affine_grid(theta.float(), list(x.shape), align_corners=False)
+        out = F.grid_sample(x32, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    return out.to(x.dtype)
 
 
 def contrast_jitter(x: torch.Tensor, low: float, high: float) -> torch.Tensor:

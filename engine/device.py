@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from typing import Any
 
 import torch
 
@@ -41,3 +43,44 @@ def configure_cpu_threads() -> None:
     n = usable_cores()
     if torch.get_num_threads() != n:
         torch.set_num_threads(n)
+
+
+def autocast_dtype(device: torch.device) -> torch.dtype | None:
+    """The reduced precision every trainer uses on ``device``, or None for full precision.
+
+    bf16 needs no GradScaler, but only Ampere and later run it natively: on older GPUs
+    ``is_bf16_supported()`` says yes through emulation, which is slower than float32, so
+    emulation does not count. The CPU trains in float32 (CPU bf16 autocast is slower here).
+    """
+    if device.type != "cuda":
+        return None
+    if torch.cuda.is_bf16_supported(including_emulation=False):
+        return torch.bfloat16
+    return None
+
+
+def autocast(device: torch.device) -> contextlib.AbstractContextManager[Any]:
+    """Autocast at ``autocast_dtype(device)``, or nothing: the one decision for every trainer."""
+    dtype = autocast_dtype(device)
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=dtype)
+
+
+def prepare_cuda(device: torch.device) -> None:
+    """Let cuDNN time its kernels once per shape: training batches all have one fixed shape.
+
+    This gives up bit-identical GPU runs (README: ``--steps`` reproduces weights on the CPU only).
+    """
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+
+
+def to_device(batch: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A host batch on ``device``; to a GPU through pinned memory, so the copy does not block.
+
+    ``non_blocking`` from ordinary (pageable) memory is a blocking copy in disguise.
+    """
+    if device.type != "cuda" or batch.device.type == "cuda":
+        return batch.to(device)
+    return batch.pin_memory().to(device, non_blocking=True)

@@ -17,10 +17,14 @@ import logging
 import time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from engine.control import RunControl
 from engine.events import Event, Losses, Progress
 from engine.parallel import distributed
+
+if TYPE_CHECKING:
+    import torch
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +108,9 @@ class Budget:
         return distributed.main_value(self.fraction()) >= 1.0
 
 
-StepFn = Callable[[float], dict[str, float]]
+# A step's losses: floats, or detached scalar tensors turned into floats only when reported
+# (reading a CUDA tensor on the host waits for the GPU, so per-step floats would stall it).
+StepFn = Callable[[float], "dict[str, float | torch.Tensor]"]
 OnReport = Callable[[int, dict[str, float]], Generator[Event, None, bool]]
 AfterStep = Callable[[int], Generator[Event, None, bool]]
 
@@ -126,7 +132,7 @@ def run_steps(
     """Call ``step_fn(fraction)`` until the budget is spent or a stop is agreed.
 
     ``fraction`` is the budget's share used before the step (for schedules such as a cosine
-    learning rate). ``step_fn`` returns the step's losses as floats; their averages since the last
+    learning rate). ``step_fn`` returns the step's losses as floats or scalar tensors; their averages since the last
     report go out as ``Losses``, with a ``Progress``, at the global step ``step0 + budget.done``:
     every ``report_every_s`` training seconds, or with ``report_every`` at each multiple of that
     many global steps, and when the budget is spent; without ``average`` the reported values are
@@ -138,8 +144,8 @@ def run_steps(
     (``done`` of ``total``): a fit whose global step stands still is then not shown as frozen.
     Returns the number of steps taken under the budget.
     """
-    sums: dict[str, float] = {}
-    last: dict[str, float] = {}
+    sums: dict[str, Any] = {}
+    last: dict[str, Any] = {}
     n_sum = 0
     last_report = budget.elapsed_s
     budget.start()
@@ -154,7 +160,8 @@ def run_steps(
     def report() -> Generator[Event, None, bool]:
         nonlocal sums, n_sum, last_report
         step = step0 + budget.done
-        values = {k: v / n_sum for k, v in sums.items()} if average else last
+        values = {k: float(v) / n_sum for k, v in sums.items()} if average else {
+            k: float(v) for k, v in last.items()}
         yield Losses(step=step, phase=phase, values=values)
         yield Progress(step=step, phase=phase, steps_per_s=budget.rate,
                        elapsed_s=budget.elapsed_s, eta_s=budget.eta_s(),

@@ -274,11 +274,15 @@ class _RunLog:
             log.warning("cannot write %s: %s", self.path, exc)
 
 
-def _open_model(model: str | os.PathLike[str] | BatchRunner, device: str) -> BatchRunner:
+def _open_model(
+    model: str | os.PathLike[str] | BatchRunner, device: str,
+    shard: tuple[int, int] | None = None,
+) -> BatchRunner:
     if isinstance(model, (str, os.PathLike)):
-        from engine.export.sessions import SegmenterSession
+        from engine.export.sessions import SegmenterSession, cuda_device_count, shard_device_id
 
-        return SegmenterSession(model, device=device)
+        gpu = shard_device_id(shard, cuda_device_count()) if device != "cpu" else 0
+        return SegmenterSession(model, device=device, device_id=gpu)
     return model
 
 
@@ -303,7 +307,7 @@ def export_masks(
     started = time.perf_counter()
     jobs, clashes = plan_jobs(in_path, out_path, options.recursive, options.shard)
     jobs = [annotations.retarget(j, options.format, in_path, out_path) for j in jobs]
-    runner = _open_model(model, options.device)
+    runner = _open_model(model, options.device, options.shard)
     _writable_out_dir(out_path)
     run_log = _RunLog(out_path / LOG_NAME)
     todo = jobs if options.overwrite else [j for j in jobs if not j.out.exists()]

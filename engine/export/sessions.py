@@ -63,6 +63,26 @@ def _preload_cuda_libraries() -> None:
             log.debug("onnxruntime.preload_dlls failed: %s", exc)
 
 
+def shard_device_id(shard: tuple[int, int] | None, device_count: int) -> int:
+    """The GPU that shard ``(i, n)`` (1-based) of ``peel segment --shard`` runs on.
+
+    Shards are separate processes started side by side; without this every one of them would
+    queue on GPU 0 while the others sit idle. Shard i goes to GPU (i - 1) mod the GPUs visible.
+    """
+    if shard is None or device_count <= 1:
+        return 0
+    return (shard[0] - 1) % device_count
+
+
+def cuda_device_count() -> int:
+    """GPUs torch sees (0 without torch or CUDA); torch is imported anyway by the engine."""
+    try:
+        import torch
+    except ImportError:
+        return 0
+    return int(torch.cuda.device_count()) if torch.cuda.is_available() else 0
+
+
 def cpu_threads() -> int:
     """Cores this process may use (affinity-aware on Linux), for onnxruntime's intra-op pool."""
     try:
@@ -116,6 +136,7 @@ class SegmenterSession:
         model_path: str | os.PathLike[str],
         device: str = "auto",
         threads: int | None = None,
+        device_id: int = 0,
     ) -> None:
         device = device.lower()
         if device not in DEVICES:
@@ -131,7 +152,9 @@ class SegmenterSession:
             _preload_cuda_libraries()
             # HEURISTIC: exhaustive cuDNN search re-runs for every new input shape, and a folder
             # of photos brings many shapes.
-            providers = [(CUDA, {"cudnn_conv_algo_search": "HEURISTIC"}), CPU]
+            providers = [
+                (CUDA, {"cudnn_conv_algo_search": "HEURISTIC", "device_id": str(device_id)}), CPU
+            ]
 
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL

@@ -19,6 +19,8 @@ from torch import nn
 
 from engine.compose import composite
 from engine.config import RunConfig
+from engine.device import autocast as device_autocast
+from engine.device import prepare_cuda, to_device
 from engine.losses import background_prior, mask_outside_prior
 from engine.nets.discriminator import Discriminator
 from engine.nets.generator import BackgroundGenerator, ForegroundGenerator
@@ -45,6 +47,7 @@ class LayeredGan:
     def __init__(self, config: RunConfig, device: torch.device) -> None:
         self.config = config
         self.device = device
+        prepare_cuda(device)
         net = config.net
         self.z_dim = net.z_dim
         self.bg = BackgroundGenerator(net.z_dim, config.size, net.g_width, net.upsample)
@@ -103,9 +106,7 @@ class LayeredGan:
 
     def autocast(self) -> contextlib.AbstractContextManager[Any]:
         """bf16 autocast on CUDA when supported (no GradScaler needed); full precision otherwise."""
-        if self.device.type == "cuda" and torch.cuda.is_bf16_supported():
-            return torch.autocast("cuda", dtype=torch.bfloat16)
-        return contextlib.nullcontext()
+        return device_autocast(self.device)
 
     def layers(self, codes: torch.Tensor, ema: bool = False) -> tuple[torch.Tensor, ...]:
         """(B, F, mask) for ``codes``; the mask is sigmoid of the logits, in float32."""
@@ -188,7 +189,7 @@ class LayeredGan:
         average still runs, so processes under torchrun stay in step with each other.
         """
         self.nonfinite = None
-        real = real.to(self.device, non_blocking=True).contiguous(memory_format=CHANNELS_LAST)
+        real = to_device(real, self.device).contiguous(memory_format=CHANNELS_LAST)
         self._train_mode(True)
         self.disc.requires_grad_(True)
         for m in self.d_extra.values():
@@ -225,10 +226,13 @@ class LayeredGan:
         decay = min(self.config.ema_decay, (1 + t) / (10 + t))
         with torch.no_grad():
             for live, ema in ((self.bg, self.ema_bg), (self.fg, self.ema_fg)):
-                for p_ema, p in zip(ema.parameters(), live.parameters(), strict=True):
-                    p_ema.lerp_(p, 1 - decay)
-                for b_ema, b in zip(ema.buffers(), live.buffers(), strict=True):
-                    b_ema.copy_(b)
+                # One fused call per net instead of one kernel launch per parameter (GPU).
+                params = list(ema.parameters()), list(live.parameters())
+                if params[0]:
+                    torch._foreach_lerp_(params[0], params[1], 1 - decay)
+                buffers = list(ema.buffers()), list(live.buffers())
+                if buffers[0]:
+                    torch._foreach_copy_(buffers[0], buffers[1])
 
     @torch.no_grad()
     def sample(self, codes: torch.Tensor, ema: bool = True) -> Sample:

@@ -184,9 +184,9 @@ def train_encoder(
     use_real = real is not None and (enc.recon_weight > 0 or enc.perceptual_weight > 0)
     yield PhaseChanged(step=step0, phase=phase, detail="training PerturbGAN's encoder on the frozen generator")
 
-    first_z: list[float] = []  # the first step's code loss, for the summary
+    first_z: list[torch.Tensor] = []  # the first step's code loss, for the summary
 
-    def step(frac: float) -> dict[str, float]:
+    def step(frac: float) -> dict[str, torch.Tensor]:
         cos = 0.5 * (1 + math.cos(math.pi * frac))
         for group in opt.param_groups:
             group["lr"] = enc.lr * (MIN_LR_FRACTION + (1 - MIN_LR_FRACTION) * cos)
@@ -213,7 +213,9 @@ def train_encoder(
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        values = {k: float(v.detach()) for k, v in terms.items()}
+        # Tensors: run_steps reads them on the host only when it reports (the wait for the GPU
+        # then also lands inside the budget's clock, so steps/s is not overstated).
+        values = {k: v.detach() for k, v in terms.items()}
         if not first_z:
             first_z.append(values["z"])
         return values
@@ -223,7 +225,7 @@ def train_encoder(
     active = budget.elapsed_s
     seg.eval().requires_grad_(False)
     summary = {"steps": float(done), "seconds": active,
-               "z_loss_first": first_z[0] if first_z else float("nan"),
+               "z_loss_first": float(first_z[0]) if first_z else float("nan"),
                **recovery(seg, bg, method.z_dim, device, seed + 1)}
     log.info("%s: %d steps in %.1f s; %s", phase, done, active, summary)
     return seg.cpu(), summary

@@ -282,6 +282,15 @@ def broadcast_object(obj: object) -> object:
     return box[0]
 
 
+def gather_object(obj: object) -> list[object]:
+    """Every rank's ``obj`` (picklable), in rank order, on every rank; ``[obj]`` alone."""
+    if not _world.active:
+        return [obj]
+    out: list[object] = [None] * _world.size
+    dist.all_gather_object(out, obj)
+    return out
+
+
 # -- BatchNorm over the global batch ----------------------------------------------------------
 class GlobalBatchNorm2d(nn.BatchNorm2d):
     """BatchNorm2d whose training-mode statistics are those of the global batch (all ranks).
@@ -310,7 +319,7 @@ class GlobalBatchNorm2d(nn.BatchNorm2d):
                     1.0 / float(self.num_batches_tracked)  # type: ignore[arg-type]
                     if self.momentum is None else self.momentum
                 )
-                unbiased = var * (n / max(float(n) - 1, 1.0))
+                unbiased = var * (n / (n - 1).clamp(min=1.0))  # on the device: no host wait
                 self.running_mean.lerp_(mean.to(self.running_mean.dtype), m)
                 self.running_var.lerp_(unbiased.to(self.running_var.dtype), m)  # type: ignore[union-attr]
         invstd = torch.rsqrt(var + self.eps).float()

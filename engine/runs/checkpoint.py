@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from engine.atomic import write_with
+from engine.parallel import distributed
 from engine.safeload import code_refusal
 
 log = logging.getLogger(__name__)
@@ -61,7 +62,10 @@ def capture_rng(data_rng: np.random.Generator) -> dict[str, Any]:
         "data": json.dumps(data_rng.bit_generator.state),
     }
     if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
+        # One state per rank, of the device that rank draws on (rank order): a resume may see
+        # fewer GPUs, and under torchrun each rank's generator is its own, not rank 0's list.
+        own = torch.cuda.get_rng_state(torch.cuda.current_device())
+        state["cuda"] = distributed.gather_object(own)
     return state
 
 
@@ -73,7 +77,20 @@ def restore_rng(state: dict[str, Any], data_rng: np.random.Generator) -> None:
     np.random.set_state((name, np.array(keys, dtype=np.uint32), pos, has_gauss, cached))
     data_rng.bit_generator.state = json.loads(state["data"])
     if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+        _restore_cuda_rng(list(state["cuda"]))
+
+
+def _restore_cuda_rng(states: list[torch.Tensor]) -> None:
+    """This rank's saved CUDA state onto the device it uses now; none saved for it, none set.
+
+    Checkpoints before this change hold one state per visible device of rank 0's process;
+    the entry at index 0 is still rank 0's, so single-GPU runs resume exactly either way.
+    """
+    rank = distributed.world().rank
+    if rank >= len(states):
+        log.warning("no CUDA random state saved for rank %d; it keeps its seeded one", rank)
+        return
+    torch.cuda.set_rng_state(states[rank], torch.cuda.current_device())
 
 
 def _listify(value: Any) -> Any:

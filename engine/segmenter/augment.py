@@ -69,10 +69,11 @@ def photometric(images: torch.Tensor, cfg: AugmentConfig) -> torch.Tensor:
     n, dev = images.shape[0], images.device
     x = images
     if cfg.hue_swap > 0:
+        # Always permuted and selected on the device: asking ``swap.any()`` first would wait
+        # for the GPU at every step to save one cheap gather.
         swap = torch.rand(n, device=dev) < cfg.hue_swap
-        if bool(swap.any()):
-            perm = torch.randperm(3, device=dev)
-            x = torch.where(swap[:, None, None, None], x[:, perm], x)
+        perm = torch.randperm(3, device=dev)
+        x = torch.where(swap[:, None, None, None], x[:, perm], x)
     grey = x.mean(dim=1, keepdim=True)
     sat = 1 + _uniform(n, -cfg.saturation, cfg.saturation, dev)[:, None, None, None]
     x = grey + (x - grey) * sat

@@ -9,7 +9,6 @@ segmenter's advantage over its noisy targets.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 from collections.abc import Callable, Generator
@@ -18,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from engine.control import RunControl
+from engine.device import autocast, prepare_cuda, to_device
 from engine.events import Event, PhaseChanged
 from engine.loop import Budget, run_steps
 from engine.nets.unet import UNet
@@ -68,20 +68,16 @@ def fit_unet(
     distributed.convert_batch_norm(unet)
     distributed.check_batch(batch, "segmenter batch")
     opt = torch.optim.Adam(unet.parameters(), lr=lr, betas=(0.9, 0.99))
-    amp = (
-        torch.autocast("cuda", dtype=torch.bfloat16)
-        if device.type == "cuda"
-        else contextlib.nullcontext()
-    )
+    amp = autocast(device)
+    prepare_cuda(device)
     yield PhaseChanged(step=step0, phase=phase, detail="training the segmenter")
 
-    def step(frac: float) -> dict[str, float]:
+    def step(frac: float) -> dict[str, torch.Tensor]:
         cos = 0.5 * (1 + math.cos(math.pi * frac))
         for group in opt.param_groups:
             group["lr"] = lr * (MIN_LR_FRACTION + (1 - MIN_LR_FRACTION) * cos)
         images, masks = sample(batch)
-        images = images.to(device, non_blocking=True)
-        masks = masks.to(device, non_blocking=True).float()
+        images, masks = to_device(images, device), to_device(masks, device).float()
         if augment is not None:
             images, masks = augment_pairs(images, masks, augment)
         images, masks = distributed.shard(images), distributed.shard(masks)
@@ -99,7 +95,7 @@ def fit_unet(
         loss.backward()
         distributed.average_grads(opt)
         opt.step()
-        return {"bce": float(bce.detach()), "dice": float(dice.detach())}
+        return {"bce": bce.detach(), "dice": dice.detach()}  # floats only when reported
 
     yield from run_steps(step, Budget(budget_s, steps), control, phase, step0, own_count=True)
     return unet.eval()

@@ -47,15 +47,15 @@ def gan_stage(ctx: StageContext, stage: Stage) -> Generator[Event, None, None]:
         done=ctx.step - base, elapsed_s=ctx.stage_elapsed,
     )
     reported = {"step": -1}  # the last step on_report saw
-    latest: dict[str, float] = {}  # the last step's losses
+    latest: dict[str, torch.Tensor] = {}  # the last step's losses (floats only when reported)
 
-    def step(frac: float) -> dict[str, float]:
+    def step(frac: float) -> dict[str, torch.Tensor]:
         assert ctx.dataset is not None and ctx.method is not None
         real = ctx.dataset.sample_batch(cfg.batch, ctx.data_rng)
         losses = ctx.method.step(real)  # ctx.method: a recovery may rebuild it
         ctx.step += 1
         latest.clear()
-        latest.update({k: float(v) for k, v in losses.items()})
+        latest.update(losses)
         return dict(latest)
 
     def restored() -> bool:
@@ -77,7 +77,7 @@ def gan_stage(ctx: StageContext, stage: Stage) -> Generator[Event, None, None]:
         assert ctx.method is not None
         if ctx.method.nonfinite is not None:  # the step was not applied (methods/base.py)
             if reported["step"] != step:
-                yield Losses(step, stage.name, dict(latest))
+                yield Losses(step, stage.name, {k: float(v) for k, v in latest.items()})
             yield from recover(ctx, f"loss {ctx.method.nonfinite}", lower_lr=True)
             return restored()
         if step % cfg.preview_every == 0:

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from engine.data import RandomCropDataset
+from engine.device import to_device
 from engine.methods import LayeredGan
 from engine.train.collapse import sameness
 
@@ -75,7 +76,7 @@ def labelled_photos(
 
     @torch.no_grad()
     def sample(n: int) -> tuple[torch.Tensor, torch.Tensor]:
-        images = dataset.sample_batch(n, rng).to(device)
+        images = to_device(dataset.sample_batch(n, rng), device)
         return images, (torch.sigmoid(teacher(images)).float() > 0.5).float()
 
     return sample

@@ -176,7 +176,7 @@ def test_segment_cli_says_the_disk_is_full(tmp_path, monkeypatch, capsys):
 
     src = tmp_path / "in"
     photos(src, 4)
-    monkeypatch.setattr("engine.export.masks._open_model", lambda model, device: Halves())
+    monkeypatch.setattr("engine.export.masks._open_model", lambda model, device, shard=None: Halves())
     fill_disk(monkeypatch, 0)
     args = segment_args(src, tmp_path / "out")
     assert segment.run(args) == 1
