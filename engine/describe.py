@@ -13,6 +13,7 @@ from engine.events import (
     Failed,
     Finished,
     PhaseChanged,
+    PlanMade,
     Progress,
     Started,
     WarningEvent,
@@ -56,12 +57,26 @@ def rate(event: Progress) -> str:
     return f"{event.steps_per_s:.2f} {event.unit}/s · stage ETA {clock(event.eta_s)}"
 
 
+def plan_row(row: dict[str, object]) -> str:
+    """``gan 3.5 min``, ``gan to step 20`` or ``segmenter 400 fit steps``."""
+    if "minutes" in row:
+        return f"{row['stage']} {row['minutes']:g} min"
+    if "until_step" in row:
+        return f"{row['stage']} to step {row['until_step']}"
+    if "fit_steps" in row:
+        return f"{row['stage']} {row['fit_steps']} fit steps"
+    return str(row["stage"])
+
+
 def describe(event: Event) -> str:
     """The event in one line; "" for events that are drawn rather than read (losses, previews)."""
     match event:
         case Started():
             return (f"training {event.method} on {event.device} "
                     f"(stage {event.phase}, from step {event.step})")
+        case PlanMade():
+            text = "plan: " + ", ".join(plan_row(r) for r in event.stages)
+            return text + (f" ({event.note})" if event.note else "")
         case PhaseChanged():
             return f"stage: {event.phase}" + (f" ({event.detail})" if event.detail else "")
         case Progress():
@@ -74,5 +89,7 @@ def describe(event: Event) -> str:
             return event.error
         case Finished():
             verb = "stopped" if event.stopped else "finished"
-            return f"{verb} at step {event.step}; run folder {event.run_dir}"
+            dropped = event.summary.get("dropped") or []
+            without = f" without {', '.join(dropped)} (failed, dropped)" if dropped else ""
+            return f"{verb} at step {event.step}{without}; run folder {event.run_dir}"
     return ""

@@ -29,6 +29,15 @@ class Started(Event):
 
 
 @dataclass(frozen=True)
+class PlanMade(Event):
+    """What the run will do, said before it does it: one row per stage (``stage``, ``kind`` and
+    ``minutes``, ``until_step`` or ``fit_steps``), and why a stage was left out (``note``)."""
+
+    stages: list[dict[str, Any]]
+    note: str = ""
+
+
+@dataclass(frozen=True)
 class PhaseChanged(Event):
     """The pipeline moved to another stage (bootstrap, gan, segmenter, round N)."""
 

@@ -30,14 +30,21 @@ from engine.control import RunControl
 from engine.data import RandomCropDataset, load_folder
 from engine.device import configure_cpu_threads, describe, pick_device
 from engine.errors import InputError, failed_event
-from engine.events import Event, Finished, PhaseChanged, Started, WarningEvent
+from engine.events import Event, Finished, PhaseChanged, PlanMade, Started, WarningEvent
 from engine.methods import build_method, perturbgan_encoder
 from engine.parallel import distributed
 from engine.runs import checkpoint as ckpt
 from engine.runs.checkpoint import CheckpointError
 from engine.train.context import RunError, StageContext
 from engine.train.gan_stage import gan_stage, healthy_now
-from engine.train.plan import Stage, gate_warnings, plan_stages
+from engine.train.plan import (
+    OPTIONAL_KINDS,
+    Stage,
+    describe_plan,
+    gan_decision,
+    gate_warnings,
+    plan_stages,
+)
 from engine.train.segmenter_stages import bootstrap_stage, load_stage_segmenter, segmenter_stage
 
 log = logging.getLogger(__name__)
@@ -87,6 +94,7 @@ def _execute(ctx: StageContext, resume: bool) -> Generator[Event, None, None]:
     )
     for kind, warning in warnings:
         yield WarningEvent(ctx.step, warning, kind=kind)
+    yield plan_event(ctx)
 
     if payload is not None:
         load_stage_segmenter(ctx)
@@ -98,7 +106,13 @@ def _execute(ctx: StageContext, resume: bool) -> Generator[Event, None, None]:
             # draws), and must still train on exactly as the uninterrupted run did.
             ctx.reseed(ctx.seed + STAGE_SEED_STRIDE * (ctx.stage_index + 1))
         yield PhaseChanged(ctx.step, stage.name)
-        yield from STAGE_KINDS[stage.kind](ctx, stage)
+        try:
+            yield from STAGE_KINDS[stage.kind](ctx, stage)
+        except Exception as exc:
+            if not can_drop(ctx, stage, exc):
+                raise
+            yield from drop_stage(ctx, stage, exc)
+            continue
         if distributed.stop_agreed(ctx.control):
             yield ctx.checkpoint(good=False)
             yield Finished(ctx.step, str(ctx.run_dir), stopped=True, summary=ctx.summary())
@@ -108,6 +122,49 @@ def _execute(ctx: StageContext, resume: bool) -> Generator[Event, None, None]:
         ctx.stage_start_step = ctx.step
         yield ctx.checkpoint(good=healthy_now(ctx))
     yield Finished(ctx.step, str(ctx.run_dir), stopped=False, summary=ctx.summary())
+
+
+def plan_event(ctx: StageContext) -> PlanMade:
+    """The plan said up front (and logged in metrics.jsonl): stages, minutes or steps, and why
+    the GAN is left out when it is."""
+    rows = describe_plan(ctx.stages[ctx.stage_index:], ctx.config)
+    note = gan_decision(ctx.config)[1] if not any(s.kind == "gan" for s in ctx.stages) else ""
+    if ctx.dropped:
+        note = f"dropped after failing: {', '.join(ctx.dropped)}"
+    ctx.metrics.append({"step": ctx.step, "event": "plan", "stages": rows, "note": note})
+    return PlanMade(ctx.step, rows, note)
+
+
+def can_drop(ctx: StageContext, stage: Stage, exc: Exception) -> bool:
+    """Whether a failed stage can be left out and the run carry on: an optional stage (GAN,
+    encoder) that failed in training (not on bad input or a full disk), with a segmenter at hand
+    and a later segmenter stage or a written ``segmenter.pt`` to end with."""
+    if stage.kind not in OPTIONAL_KINDS or isinstance(exc, (InputError, DiskFullError, CheckpointError)):
+        return False
+    if ctx.segmenter is None:
+        return False
+    later = any(s.kind == "segmenter" for s in ctx.stages[ctx.stage_index + 1:])
+    return later or ctx.folder.segmenter_path.exists()
+
+
+def drop_stage(ctx: StageContext, stage: Stage, exc: Exception) -> Generator[Event, None, None]:
+    """Warn, leave the failed stage (and the later GAN stages) out, give their time to the rest."""
+    if not isinstance(exc, RunError):
+        log.error("stage %s failed; dropped", stage.name, exc_info=exc)
+    freed = max(0.0, (stage.budget_s or 0.0) - ctx.stage_elapsed)
+    names = ctx.drop_from(ctx.stage_index, freed)
+    rest = ", ".join(s.name for s in ctx.stages[ctx.stage_index:]) or "nothing"
+    message = (f"{stage.name} failed ({exc}); dropped {', '.join(names)} and carried on with "
+               f"{rest}: the segmenter learns from your photos labelled by the prior")
+    log.warning(message)
+    ctx.metrics.append({"step": ctx.step, "event": "dropped", "stages": names, "reason": str(exc)})
+    yield WarningEvent(ctx.step, message, kind="dropped")
+    ctx.stage_elapsed = 0.0
+    ctx.stage_start_step = ctx.step
+    if distributed.is_main():
+        ckpt.drop_after(ctx.run_dir, ctx.step)  # the abandoned GAN's later checkpoints
+    yield ctx.checkpoint(good=False)
+    yield plan_event(ctx)
 
 
 def _setup(ctx: StageContext, resume: bool) -> tuple[dict[str, Any] | None, list[tuple[str, str]]]:

@@ -98,14 +98,21 @@ def segmenter_stage(ctx: StageContext, stage: Stage) -> Generator[Event, None, N
 
     pipe = ctx.config.pipeline
     teacher = ctx.segmenter
-    judge = ctx.prior if ctx.prior is not None else teacher
-    agreement = measure_agreement(ctx, judge) if judge is not None else None
-    sameness = measure_sameness(ctx)
+    with_gan = ctx.gan_trained()
+    agreement: float | None = None
+    sameness = 0.0
+    if with_gan:
+        judge = ctx.prior if ctx.prior is not None else teacher
+        agreement = measure_agreement(ctx, judge) if judge is not None else None
+        sameness = measure_sameness(ctx)
     t_stage = time.perf_counter()
     photos = (yield from photo_pairs(ctx, teacher, stage)) if teacher is not None else None
     if distributed.stop_agreed(ctx.control):
         return
-    source = choose_pair_source(teacher is not None, agreement, sameness, pipe)
+    if with_gan:
+        source = choose_pair_source(teacher is not None, agreement, sameness, pipe)
+    else:  # no GAN ran (--no-gan, a short budget, or it failed): self-training on the photos
+        source = PairSource(False, "your photos labelled by the previous segmenter (no GAN)")
     ctx.metrics.append({"step": ctx.step, "event": "segmenter-source", "stage": stage.name,
                         "agreement": agreement, "sameness": sameness,
                         "gan_pairs": source.generated})

@@ -1,0 +1,95 @@
+"""Issue #16: short runs that are worth it. A failed GAN never costs the run; without the GAN
+(asked, or a budget too small for it) the prior and self-training still end with a segmenter."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+from train_helpers import run_all, tiny_config
+
+from engine.config import GuardConfig, PipelineConfig
+from engine.describe import describe
+from engine.events import Failed, Finished, PhaseChanged, PlanMade, WarningEvent
+from engine.segmenter.model import load_segmenter
+from engine.train import gan_stage
+from engine.train.collapse import MaskStats
+from engine.train.plan import Stage, drop_optional, plan_stages
+
+PIPE = PipelineConfig(bootstrap=True, segmenter=True, rounds=1, segmenter_steps=2,
+                      segmenter_batch=4, round_gan_fraction=0.5)
+
+
+def phases_of(events: list) -> list[str]:
+    phases = [e.phase for e in events if isinstance(e, PhaseChanged)]
+    return [p for i, p in enumerate(phases) if p not in phases[:i]]
+
+
+def test_a_gan_that_collapses_every_time_still_ends_with_a_segmenter(
+        tiny_demo_folder, tmp_path, monkeypatch):
+    monkeypatch.setattr(gan_stage, "stats_of", lambda method, codes: MaskStats(0.0, 1.0, 0.0, 0.0))
+    cfg = tiny_config(tiny_demo_folder, tmp_path / "run", steps=20, pipeline=PIPE,
+                      guard=GuardConfig(grace_steps=0, max_restarts=1))
+    events = run_all(cfg)
+    assert not [e for e in events if isinstance(e, Failed)]
+    dropped = [e for e in events if isinstance(e, WarningEvent) and e.kind == "dropped"]
+    assert len(dropped) == 1 and "dropped gan, round-1-gan" in dropped[0].message
+    assert phases_of(events) == ["bootstrap", "gan", "segmenter", "round-1-segmenter"]
+    assert isinstance(events[-1], Finished) and events[-1].summary["dropped"] == ["gan", "round-1-gan"]
+    assert "without gan, round-1-gan" in describe(events[-1])
+    model, info = load_segmenter(tmp_path / "run" / "segmenter.pt")
+    assert info.size == 32
+    sources = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [s["gan_pairs"] for s in sources if s.get("event") == "segmenter-source"] == [False, False]
+
+
+def test_a_resume_after_a_dropped_gan_keeps_it_dropped(tiny_demo_folder, tmp_path, monkeypatch):
+    from engine.control import RunControl
+    from engine.train.runner import train
+
+    monkeypatch.setattr(gan_stage, "stats_of", lambda method, codes: MaskStats(0.0, 1.0, 0.0, 0.0))
+    cfg = tiny_config(tiny_demo_folder, tmp_path / "run", steps=20, pipeline=PIPE,
+                      guard=GuardConfig(grace_steps=0, max_restarts=1))
+    control = RunControl()
+    for ev in train(cfg, control):
+        if isinstance(ev, PhaseChanged) and ev.phase == "segmenter":
+            control.stop()
+    events = run_all(cfg, resume=True)
+    assert phases_of(events) == ["segmenter", "round-1-segmenter"]
+    assert isinstance(events[-1], Finished) and events[-1].summary["dropped"] == ["gan", "round-1-gan"]
+
+
+def test_no_gan_runs_the_prior_then_self_training(tiny_demo_folder, tmp_path):
+    cfg = tiny_config(tiny_demo_folder, tmp_path / "run", steps=20,
+                      pipeline=replace(PIPE, gan=False))
+    events = run_all(cfg)
+    assert phases_of(events) == ["bootstrap", "segmenter", "round-1-segmenter"]
+    plan = [e for e in events if isinstance(e, PlanMade)]
+    assert len(plan) == 1 and "no GAN (asked)" in describe(plan[0])
+    assert isinstance(events[-1], Finished) and events[-1].step == 0  # no GAN step taken
+    assert (tmp_path / "run" / "segmenter.pt").exists()
+
+
+def test_the_plan_for_a_tiny_budget_drops_the_gan_and_says_so(tmp_path):
+    from engine.train.plan import gan_decision
+
+    cfg = tiny_config(tmp_path, tmp_path / "run", steps=None, minutes=0.5, pipeline=PIPE)
+    stages = plan_stages(cfg)
+    assert [s.kind for s in stages] == ["bootstrap", "segmenter", "segmenter"]
+    assert abs(sum(s.budget_s for s in stages) - 30.0) < 1e-6
+    use, note = gan_decision(cfg)
+    assert not use and "0.5 min is under the 10 min" in note
+    long = replace(cfg, minutes=30.0)
+    assert "gan" in [s.kind for s in plan_stages(long)] and gan_decision(long) == (True, "")
+
+
+def test_dropping_a_failed_stage_gives_its_time_to_the_rest():
+    stages = [Stage("bootstrap", "bootstrap", 10.0, None), Stage("gan", "gan", 40.0, None),
+              Stage("segmenter", "segmenter", 20.0, None),
+              Stage("round-1-gan", "gan", 20.0, None),
+              Stage("round-1-segmenter", "segmenter", 10.0, None)]
+    new, names = drop_optional(stages, 1, freed_s=15.0)  # the GAN failed with 15 s left
+    assert names == ["gan", "round-1-gan"]
+    assert [s.name for s in new] == ["bootstrap", "segmenter", "round-1-segmenter"]
+    assert abs(new[1].budget_s - 20.0 * (1 + 35 / 30)) < 1e-9
+    assert abs(sum(s.budget_s for s in new[1:]) - (30 + 35)) < 1e-9
