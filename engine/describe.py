@@ -64,7 +64,8 @@ def plan_row(row: dict[str, object]) -> str:
     if "until_step" in row:
         return f"{row['stage']} to step {row['until_step']}"
     if "fit_steps" in row:
-        return f"{row['stage']} {row['fit_steps']} fit steps"
+        photos = f" on up to {row['photos']} photos" if "photos" in row else ""
+        return f"{row['stage']} {row['fit_steps']} fit steps{photos}"
     return str(row["stage"])
 
 

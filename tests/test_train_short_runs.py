@@ -93,3 +93,37 @@ def test_dropping_a_failed_stage_gives_its_time_to_the_rest():
     assert [s.name for s in new] == ["bootstrap", "segmenter", "round-1-segmenter"]
     assert abs(new[1].budget_s - 20.0 * (1 + 35 / 30)) < 1e-9
     assert abs(sum(s.budget_s for s in new[1:]) - (30 + 35)) < 1e-9
+
+
+def test_steps_3_is_a_quick_run_without_the_gan_from_the_command_line(tiny_demo_folder, tmp_path, capsys):
+    """--steps N scales every fit to about N steps (not pipeline.segmenter_steps = 400)."""
+    import time
+
+    from engine.cli.main import main
+
+    t0 = time.perf_counter()
+    code = main(["train", str(tiny_demo_folder), "--out", str(tmp_path / "run"), "--steps", "3",
+                 "--size", "32", "--batch", "4", "--device", "cpu", "--threads", "1", "--no-gan"])
+    took = time.perf_counter() - t0
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "plan: bootstrap 3 fit steps on up to 16 photos, segmenter 3 fit steps" in out
+    assert "no GAN (asked)" in out and (tmp_path / "run" / "segmenter.pt").exists()
+    assert took < 60
+
+
+def test_no_gan_needs_the_prior(tmp_path, capsys):
+    from engine.cli.main import main
+
+    assert main(["train", str(tmp_path), "--out", str(tmp_path / "run"), "--steps", "3",
+                 "--no-gan", "--no-bootstrap"]) == 2
+    assert "needs the bootstrap prior" in capsys.readouterr().err
+
+
+def test_the_app_option_turns_the_gan_off():
+    from app.engine_calls import make_config
+
+    opts = {"method": "perturbgan", "size": 32, "batch": 4, "device": "cpu", "bootstrap": True,
+            "gan": False, "steps": 3}
+    assert make_config("in", "out", opts).pipeline.gan is False
+    assert make_config("in", "out", {**opts, "gan": True}).pipeline.gan is True

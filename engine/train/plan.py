@@ -20,6 +20,23 @@ class Stage:
     kind: str  # "bootstrap" | "gan" | "segmenter" | "encoder"
     budget_s: float | None  # --minutes mode
     end_step: int | None  # --steps mode, GAN stages only: the global step to stop at
+    fit_steps: int | None = None  # --steps mode, prior and segmenter fits: their step count
+    photos: int | None = None  # --steps mode, bootstrap: at most this many photos GrabCut-ed
+
+
+# --steps N is about N GAN steps' worth of work: each UNet fit runs N steps (at most
+# pipeline.segmenter_steps; a fit step costs less than a GAN step) and the prior's GrabCut covers
+# at most PHOTOS_PER_STEP * N photos (at least MIN_PHOTOS), so --steps 3 is a quick check.
+MIN_FIT_STEPS = 2
+PHOTOS_PER_STEP = 4
+MIN_PHOTOS = 16
+
+
+def steps_mode_work(config: RunConfig) -> tuple[int, int]:
+    """(fit steps, GrabCut photo cap) of each stage in ``--steps`` mode, scaled from N (pure)."""
+    assert config.steps is not None
+    fit = min(config.pipeline.segmenter_steps, max(MIN_FIT_STEPS, config.steps))
+    return fit, max(MIN_PHOTOS, PHOTOS_PER_STEP * config.steps)
 
 
 def segmenter_modules_ready() -> dict[str, bool]:
@@ -71,22 +88,24 @@ def plan_stages(config: RunConfig) -> list[Stage]:
     def budget(weight: float) -> float | None:
         return None if total_s is None else total_s * weight / total_w
 
+    fit, photos = steps_mode_work(cfg) if cfg.steps is not None else (None, None)
     stages = []
     if use_boot:
-        stages.append(Stage("bootstrap", "bootstrap", budget(weights["bootstrap"]) or pipe.bootstrap_s, None))
+        stages.append(Stage("bootstrap", "bootstrap", budget(weights["bootstrap"]), None,
+                            fit, photos))
     if use_gan:
         stages.append(Stage("gan", "gan", budget(weights["gan"]), cfg.steps))
     if use_seg:
-        stages.append(Stage("segmenter", "segmenter", budget(weights["segmenter"]), None))
+        stages.append(Stage("segmenter", "segmenter", budget(weights["segmenter"]), None, fit))
     round_steps = max(1, int(pipe.round_gan_fraction * cfg.steps)) if cfg.steps else 0
     for k in range(1, rounds + 1):
         share = weights["rounds"] / rounds
         if use_gan:
             end = cfg.steps + k * round_steps if cfg.steps else None
             stages.append(Stage(f"round-{k}-gan", "gan", budget(share * 2 / 3), end))
-            stages.append(Stage(f"round-{k}-segmenter", "segmenter", budget(share / 3), None))
+            stages.append(Stage(f"round-{k}-segmenter", "segmenter", budget(share / 3), None, fit))
         else:  # a self-training round: the segmenter relearns from its own refined labels
-            stages.append(Stage(f"round-{k}-segmenter", "segmenter", budget(share), None))
+            stages.append(Stage(f"round-{k}-segmenter", "segmenter", budget(share), None, fit))
     if not use_gan:
         return stages  # the encoder inverts a generator: there is none
     return perturbgan_encoder.add_encoder_stage(cfg, stages)
@@ -114,7 +133,7 @@ def drop_optional(stages: list[Stage], index: int, freed_s: float) -> tuple[list
     return [*before, *kept], [s.name for s in dropped]
 
 
-def describe_plan(stages: list[Stage], config: RunConfig) -> list[dict[str, object]]:
+def describe_plan(stages: list[Stage]) -> list[dict[str, object]]:
     """The plan as plain rows (name, minutes or steps) for the ``PlanMade`` event and the log."""
     rows: list[dict[str, object]] = []
     for s in stages:
@@ -123,8 +142,10 @@ def describe_plan(stages: list[Stage], config: RunConfig) -> list[dict[str, obje
             row["minutes"] = round(s.budget_s / 60, 2)
         elif s.end_step is not None:
             row["until_step"] = s.end_step
-        elif s.kind in ("bootstrap", "segmenter"):
-            row["fit_steps"] = config.pipeline.segmenter_steps
+        elif s.fit_steps is not None:
+            row["fit_steps"] = s.fit_steps
+        if s.photos is not None:
+            row["photos"] = s.photos
         rows.append(row)
     return rows
 

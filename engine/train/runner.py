@@ -127,7 +127,7 @@ def _execute(ctx: StageContext, resume: bool) -> Generator[Event, None, None]:
 def plan_event(ctx: StageContext) -> PlanMade:
     """The plan said up front (and logged in metrics.jsonl): stages, minutes or steps, and why
     the GAN is left out when it is."""
-    rows = describe_plan(ctx.stages[ctx.stage_index:], ctx.config)
+    rows = describe_plan(ctx.stages[ctx.stage_index:])
     note = gan_decision(ctx.config)[1] if not any(s.kind == "gan" for s in ctx.stages) else ""
     if ctx.dropped:
         note = f"dropped after failing: {', '.join(ctx.dropped)}"

@@ -66,13 +66,13 @@ def bootstrap_stage(ctx: StageContext, stage: Stage) -> Generator[Event, None, N
     budget, steps = stage.budget_s or ctx.config.pipeline.bootstrap_s, None
     if ctx.config.steps is not None:
         # --steps runs count work, never time, so that they are reproducible and a killed
-        # run resumes to the same weights: GrabCut covers the whole folder (its masks are
-        # cached for resumes) and the prior trains for ``segmenter_steps``.
-        budget, steps = math.inf, ctx.config.pipeline.segmenter_steps
-    # bootstrap_prior writes (and on resume reuses) RUN_DIR/bootstrap/prior.pt itctx.
+        # run resumes to the same weights: GrabCut covers a fixed sample of the folder (its
+        # masks are cached for resumes) and the prior trains for the plan's fit steps.
+        budget, steps = math.inf, stage.fit_steps or ctx.config.pipeline.segmenter_steps
+    # bootstrap_prior writes (and on resume reuses) RUN_DIR/bootstrap/prior.pt itself.
     prior = yield from bootstrap_prior(
         ctx.dataset.cache, ctx.run_dir, ctx.config.size, ctx.device,
-        budget, ctx.control, ctx.step, steps=steps,
+        budget, ctx.control, ctx.step, steps=steps, photos=stage.photos,
     )
     if not ctx.control.stop_requested:
         ctx.segmenter = ctx.prior = prior
@@ -133,7 +133,7 @@ def segmenter_stage(ctx: StageContext, stage: Stage) -> Generator[Event, None, N
         start = copy.deepcopy(teacher).train().requires_grad_(True)
     else:
         start = UNet(prior_config())
-    steps = None if stage.budget_s is not None else pipe.segmenter_steps
+    steps = None if stage.budget_s is not None else (stage.fit_steps or pipe.segmenter_steps)
     budget = stage.budget_s
     if budget is not None:  # relabelling came out of this stage's time; fitting keeps half
         budget = max(budget - (time.perf_counter() - t_stage), budget / 2)
