@@ -127,3 +127,43 @@ def test_the_app_option_turns_the_gan_off():
             "gan": False, "steps": 3}
     assert make_config("in", "out", opts).pipeline.gan is False
     assert make_config("in", "out", {**opts, "gan": True}).pipeline.gan is True
+
+
+def test_a_half_minute_run_ends_within_its_budget_and_leaves_a_segmenter(
+        tiny_demo_folder, tmp_path, monkeypatch):
+    """Every piece of work (setup, GrabCut, relabelling, checkpoints, the GAN) counts against
+    --minutes: the run ends within M x 1.05 + 15 s (the GAN kept in to exercise every stage),
+    even where GrabCut's edge snapping is slow (2 s a photo: 24 s a stage on 12 photos)."""
+    import time
+
+    from engine.segmenter import relabel
+
+    real = relabel.refine_centre
+
+    def slow(task):
+        time.sleep(2.0)
+        return real(task)
+
+    monkeypatch.setattr(relabel, "refine_centre", slow)
+
+    pipe = replace(PipelineConfig(), segmenter_batch=4, min_gan_minutes=0.0)
+    cfg = tiny_config(tiny_demo_folder, tmp_path / "run", steps=None, minutes=0.5, pipeline=pipe)
+    t0 = time.perf_counter()
+    events = run_all(cfg)
+    took = time.perf_counter() - t0
+    assert isinstance(events[-1], Finished), [e for e in events if isinstance(e, Failed)]
+    assert phases_of(events) == ["bootstrap", "gan", "segmenter", "round-1-gan", "round-1-segmenter"]
+    assert (tmp_path / "run" / "segmenter.pt").exists()
+    assert took <= 0.5 * 60 * 1.05 + 15, took
+    assert took >= 0.5 * 60 * 0.8, took  # and it used its budget
+
+
+def test_each_stage_gets_its_share_of_the_real_time_left():
+    from engine.train.plan import RESERVE_S, RESERVE_SHARE, stage_seconds
+
+    stages = [Stage("a", "segmenter", 30.0, None), Stage("b", "segmenter", 10.0, None)]
+    usable = 100.0 - RESERVE_S - RESERVE_SHARE * 100.0
+    assert abs(stage_seconds(100.0, 0.0, stages) - usable * 0.75) < 1e-9
+    # an earlier stage overran by 20 s: the later ones give it back
+    assert abs(stage_seconds(100.0, 20.0, stages) - (usable - 20) * 0.75) < 1e-9
+    assert stage_seconds(100.0, 200.0, stages) == 0.0  # past the deadline: hand over at once

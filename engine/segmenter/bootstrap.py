@@ -43,6 +43,9 @@ BATCH = 32
 # of the folder is GrabCut-ed on a later run (resume) or never: a few hundred masks suffice.
 GRABCUT_SHARE = 0.5
 MIN_MASKS = 64
+# ... but never past HARD_SHARE times its share, with however many masks it has: the budget
+# holds on a machine where GrabCut is slow (issue #16: 98 photos in 3 minutes).
+HARD_SHARE = 1.6
 # Up to this many photos are GrabCut-ed in this process: starting worker processes costs seconds.
 INLINE_MAX = 16
 
@@ -151,7 +154,7 @@ def grabcut_masks(
                     control.wait_if_paused()
                 if control.stop_requested:
                     break
-                if elapsed > deadline_s and len(masks) >= need:
+                if elapsed > deadline_s and (len(masks) >= need or elapsed > HARD_SHARE * deadline_s):
                     log.info("GrabCut: time share used, training with %d masks", len(masks))
                     break
         finally:

@@ -18,6 +18,7 @@ from engine.config import RunConfig
 from engine.control import RunControl
 from engine.data import RandomCropDataset
 from engine.events import CheckpointSaved
+from engine.loop import RunClock
 from engine.methods import LayeredGan
 from engine.parallel import distributed
 from engine.runs import checkpoint as ckpt
@@ -38,6 +39,7 @@ class StageContext:
     def __init__(self, config: RunConfig, control: RunControl) -> None:
         self.config = config
         self.control = control
+        self.clock = RunClock(control)  # started now: setup counts against --minutes too
         self.run_dir = Path(config.out)
         self.folder = RunFolder(self.run_dir)
         self.metrics: Any = MetricsLog(self.folder.metrics_path)
@@ -91,6 +93,7 @@ class StageContext:
             "dropped": list(self.dropped),
             "dropped_at": -1 if self.dropped_at is None else self.dropped_at,
             "freed_s": self.freed_s,
+            "run_elapsed": self.clock.elapsed_s(),
             "method": self.method.state_dict(),
             "rng": ckpt.capture_rng(self.data_rng),
         }
@@ -100,6 +103,7 @@ class StageContext:
         assert self.method is not None
         self.method.load_state_dict(payload["method"])
         ckpt.restore_rng(payload["rng"], self.data_rng)
+        self.clock.before_s = float(payload.get("run_elapsed", 0.0))
         at = int(payload.get("dropped_at", -1))
         if at >= 0:
             self.drop_from(at, float(payload.get("freed_s", 0.0)))

@@ -133,6 +133,27 @@ def drop_optional(stages: list[Stage], index: int, freed_s: float) -> tuple[list
     return [*before, *kept], [s.name for s in dropped]
 
 
+# Kept back from a --minutes budget for what follows the last step: the last checkpoint and
+# segmenter.pt writes.
+RESERVE_S = 2.0
+RESERVE_SHARE = 0.01
+
+
+def stage_seconds(total_s: float, elapsed_s: float, stages: list[Stage]) -> float:
+    """The first of ``stages``' share of the run's remaining wall time (pure).
+
+    Each stage, when it starts, gets the run's real time left (minus a small reserve for the
+    last writes) in proportion to the planned budgets of the stages still to run: time a stage
+    left unused flows to the later ones, and time it overran comes out of theirs, so the run
+    ends on its deadline whatever each piece of work cost on this machine.
+    """
+    left = total_s - RESERVE_S - RESERVE_SHARE * total_s - elapsed_s
+    weights = [s.budget_s or 0.0 for s in stages]
+    if not weights or sum(weights) <= 0:
+        return max(0.0, left)
+    return max(0.0, left * weights[0] / sum(weights))
+
+
 def describe_plan(stages: list[Stage]) -> list[dict[str, object]]:
     """The plan as plain rows (name, minutes or steps) for the ``PlanMade`` event and the log."""
     rows: list[dict[str, object]] = []

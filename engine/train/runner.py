@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Generator, Iterator
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -44,6 +45,7 @@ from engine.train.plan import (
     gan_decision,
     gate_warnings,
     plan_stages,
+    stage_seconds,
 )
 from engine.train.segmenter_stages import bootstrap_stage, load_stage_segmenter, segmenter_stage
 
@@ -105,6 +107,7 @@ def _execute(ctx: StageContext, resume: bool) -> Generator[Event, None, None]:
             # run killed after prior.pt was written resumes by loading the prior (no init, no
             # draws), and must still train on exactly as the uninterrupted run did.
             ctx.reseed(ctx.seed + STAGE_SEED_STRIDE * (ctx.stage_index + 1))
+        stage = timed(ctx, stage)
         yield PhaseChanged(ctx.step, stage.name)
         try:
             yield from STAGE_KINDS[stage.kind](ctx, stage)
@@ -124,15 +127,44 @@ def _execute(ctx: StageContext, resume: bool) -> Generator[Event, None, None]:
     yield Finished(ctx.step, str(ctx.run_dir), stopped=False, summary=ctx.summary())
 
 
+def timed(ctx: StageContext, stage: Stage) -> Stage:
+    """In ``--minutes`` mode, the stage with its share of the run's real time left (the plan's
+    budgets are proportions; ``stage_seconds``): what earlier stages overran or left unused is
+    taken from or given to this one and the stages after it."""
+    if ctx.config.minutes is None or stage.budget_s is None:
+        return stage
+    share = stage_seconds(ctx.config.minutes * 60, ctx.clock.elapsed_s(),
+                          ctx.stages[ctx.stage_index:])
+    stage = replace(stage, budget_s=ctx.stage_elapsed + share)
+    ctx.stages[ctx.stage_index] = stage
+    return stage
+
+
 def plan_event(ctx: StageContext) -> PlanMade:
     """The plan said up front (and logged in metrics.jsonl): stages, minutes or steps, and why
-    the GAN is left out when it is."""
-    rows = describe_plan(ctx.stages[ctx.stage_index:])
+    the GAN is left out when it is. Minutes are the shares of the real time left now."""
+    left = ctx.stages[ctx.stage_index:]
+    if ctx.config.minutes is not None:
+        left = _shares(ctx.config.minutes * 60, ctx.clock.elapsed_s(), left)
+    rows = describe_plan(left)
     note = gan_decision(ctx.config)[1] if not any(s.kind == "gan" for s in ctx.stages) else ""
     if ctx.dropped:
         note = f"dropped after failing: {', '.join(ctx.dropped)}"
     ctx.metrics.append({"step": ctx.step, "event": "plan", "stages": rows, "note": note})
     return PlanMade(ctx.step, rows, note)
+
+
+def _shares(total_s: float, elapsed_s: float, stages: list[Stage]) -> list[Stage]:
+    """Every remaining stage with the seconds it gets if each before it uses exactly its own."""
+    out, spent = [], elapsed_s
+    for k, s in enumerate(stages):
+        if s.budget_s is None:
+            out.append(s)
+            continue
+        share = stage_seconds(total_s, spent, stages[k:])
+        out.append(replace(s, budget_s=share))
+        spent += share
+    return out
 
 
 def can_drop(ctx: StageContext, stage: Stage, exc: Exception) -> bool:

@@ -25,6 +25,12 @@ from engine.train import pair_sources
 from engine.train.context import StageContext
 from engine.train.plan import Stage
 
+# A segmenter stage's time: GrabCut snapping of the labels stops at RELABEL_SHARE of it (the
+# photos not reached keep the segmenter's own masks); the fit gets what is left, never less than
+# MIN_FIT_SHARE (an overrun the next stages absorb: the runner shares out the real time left).
+RELABEL_SHARE = 0.4
+MIN_FIT_SHARE = 0.1
+
 
 @dataclass(frozen=True)
 class PairSource:
@@ -97,6 +103,7 @@ def segmenter_stage(ctx: StageContext, stage: Stage) -> Generator[Event, None, N
     from engine.segmenter.fit import fit_unet
 
     pipe = ctx.config.pipeline
+    t_stage = time.perf_counter()  # the judge, the relabelling and the fit share the stage's time
     teacher = ctx.segmenter
     with_gan = ctx.gan_trained()
     agreement: float | None = None
@@ -105,7 +112,6 @@ def segmenter_stage(ctx: StageContext, stage: Stage) -> Generator[Event, None, N
         judge = ctx.prior if ctx.prior is not None else teacher
         agreement = measure_agreement(ctx, judge) if judge is not None else None
         sameness = measure_sameness(ctx)
-    t_stage = time.perf_counter()
     photos = (yield from photo_pairs(ctx, teacher, stage)) if teacher is not None else None
     if distributed.stop_agreed(ctx.control):
         return
@@ -135,8 +141,8 @@ def segmenter_stage(ctx: StageContext, stage: Stage) -> Generator[Event, None, N
         start = UNet(prior_config())
     steps = None if stage.budget_s is not None else (stage.fit_steps or pipe.segmenter_steps)
     budget = stage.budget_s
-    if budget is not None:  # relabelling came out of this stage's time; fitting keeps half
-        budget = max(budget - (time.perf_counter() - t_stage), budget / 2)
+    if budget is not None:  # the judge and the relabelling came out of this stage's time
+        budget = max(budget - (time.perf_counter() - t_stage), MIN_FIT_SHARE * budget)
     unet = yield from fit_unet(
         sampler, start, ctx.device, budget, steps,
         pipe.segmenter_batch, ctx.control, stage.name, ctx.step,
@@ -174,8 +180,10 @@ def photo_pairs(ctx: StageContext, teacher: Any, stage: Stage) -> Generator[Even
 
         labels = None
         if distributed.is_main():  # under torchrun rank 0 refines, the others receive it
+            deadline = None if stage.budget_s is None else RELABEL_SHARE * stage.budget_s
             labels = yield from refined_labels(ctx.dataset.cache, teacher, ctx.config.size,
-                                               ctx.device, ctx.control, stage.name, ctx.step)
+                                               ctx.device, ctx.control, stage.name, ctx.step,
+                                               deadline_s=deadline)
         labels = distributed.broadcast_object(labels)
         if labels is not None:
             return make_sampler(*labels, ctx.config.size, seed=ctx.seed + 11)
