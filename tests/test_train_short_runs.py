@@ -167,3 +167,28 @@ def test_each_stage_gets_its_share_of_the_real_time_left():
     # an earlier stage overran by 20 s: the later ones give it back
     assert abs(stage_seconds(100.0, 20.0, stages) - (usable - 20) * 0.75) < 1e-9
     assert stage_seconds(100.0, 200.0, stages) == 0.0  # past the deadline: hand over at once
+
+
+def test_more_threads_only_when_timed_clearly_faster():
+    from engine.train.threads import pick_threads
+
+    assert pick_threads({1: 0.010, 2: 0.006}) == 2  # a quiet machine: every core
+    assert pick_threads({1: 0.010, 2: 0.030}) == 1  # a busy one: 2 threads stall (issue #16)
+    assert pick_threads({1: 0.010, 2: 0.0095}) == 1  # within the margin: one thread
+    assert pick_threads({1: 0.010}) == 1
+
+
+def test_the_timing_leaves_the_thread_setting_and_says_what_it_measured():
+    import torch
+
+    from engine.train.threads import choose_threads, time_threads
+
+    before = torch.get_num_threads()
+    timings = time_threads(32)
+    assert 1 in timings and all(v > 0 for v in timings.values())
+    assert torch.get_num_threads() == before
+    try:
+        n, line = choose_threads(32)
+        assert torch.get_num_threads() == n and line.startswith("threads chosen by timing (1: ")
+    finally:
+        torch.set_num_threads(before)

@@ -44,6 +44,7 @@ class StageContext:
         self.folder = RunFolder(self.run_dir)
         self.metrics: Any = MetricsLog(self.folder.metrics_path)
         self.device = torch.device("cpu")
+        self.threads_note = ""  # how the thread count was chosen, when it was timed
         self.dataset: RandomCropDataset | None = None
         self.stages: list[Stage] = []
         self.step = 0  # the run's global step

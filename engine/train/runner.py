@@ -48,6 +48,7 @@ from engine.train.plan import (
     stage_seconds,
 )
 from engine.train.segmenter_stages import bootstrap_stage, load_stage_segmenter, segmenter_stage
+from engine.train.threads import choose_threads
 
 log = logging.getLogger(__name__)
 STAGE_SEED_STRIDE = 100_003  # stage k starts from seed + stride * (k + 1)
@@ -90,8 +91,9 @@ def _execute(ctx: StageContext, resume: bool) -> Generator[Event, None, None]:
     cfg = ctx.config
     payload, warnings = _setup(ctx, resume)
     stage_name = ctx.stages[min(ctx.stage_index, len(ctx.stages) - 1)].name
+    device = describe(ctx.device) + (f", {ctx.threads_note}" if ctx.threads_note else "")
     yield Started(
-        step=ctx.step, device=describe(ctx.device), method=cfg.method, phase=stage_name,
+        step=ctx.step, device=device, method=cfg.method, phase=stage_name,
         config=cfg.to_dict(), total_steps=cfg.steps,
     )
     for kind, warning in warnings:
@@ -212,6 +214,10 @@ def _setup(ctx: StageContext, resume: bool) -> tuple[dict[str, Any] | None, list
     else:
         configure_cpu_threads()
     ctx.device, device_warning = pick_device(cfg.device)
+    if (not cfg.threads and cfg.minutes is not None and ctx.device.type == "cpu"
+            and not distributed.launched()):
+        # --steps runs keep every core: their weights must not depend on a timing.
+        ctx.threads_note = choose_threads(cfg.size)[1]
     # Under torchrun: join the process group, cuda:LOCAL_RANK; only rank 0 writes the run.
     ctx.device = distributed.setup(ctx.device, cfg.threads)
     distributed.check_batch(cfg.batch, "--batch")

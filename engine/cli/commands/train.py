@@ -61,7 +61,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--threads", type=positive_int, metavar="N",
-        help="CPU threads for torch (default: every core; on a busy machine 1 can be faster)",
+        help="CPU threads for torch (default with --minutes: 1 or every usable core, whichever "
+        "a short timing at start-up finds faster, printed with the device; with --steps every "
+        "core, so that the weights do not depend on a timing)",
     )
     p.add_argument("--resume", action="store_true", help="continue the run in RUN_DIR")
     p.add_argument("--no-bootstrap", action="store_true", help="skip the GrabCut-based prior")
