@@ -69,6 +69,7 @@ def main() -> None:
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     torch.set_num_threads(1)
+    load_start = os.getloadavg()
     rows = []
     for spec in args.folder:
         photos_dir, gt_dir = (Path(p) for p in spec.split(":", 1))
@@ -102,7 +103,8 @@ def main() -> None:
                 row["error"] = tail.strip().splitlines()[-1] if tail.strip() else "no segmenter.pt"
             rows.append(row)
             print(json.dumps(row), file=sys.stderr, flush=True)
-    print(json.dumps({"cpu": args.cpu, "load_before": os.getloadavg(), "rows": rows}, indent=1))
+    print(json.dumps({"cpu": args.cpu, "load_start": load_start, "load_end": os.getloadavg(),
+                      "rows": rows}, indent=1))
 
 
 if __name__ == "__main__":
