@@ -54,7 +54,8 @@ def where(event: Progress) -> str:
 
 def rate(event: Progress) -> str:
     """``12.3 steps/s · stage ETA 0:42`` (the ETA is the stage's: the engine knows no other)."""
-    return f"{event.steps_per_s:.2f} {event.unit}/s · stage ETA {clock(event.eta_s)}"
+    run = f" · run ends in {clock(event.run_eta_s)}" if event.run_eta_s is not None else ""
+    return f"{event.steps_per_s:.2f} {event.unit}/s · stage ETA {clock(event.eta_s)}{run}"
 
 
 def plan_row(row: dict[str, object]) -> str:

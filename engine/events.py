@@ -59,6 +59,7 @@ class Progress(Event):
     unit: str = "steps"  # "steps" or "photos"
     done: int | None = None  # units done in this stage, when counted
     total: int | None = None  # units this stage will do, when known
+    run_eta_s: float | None = None  # --minutes runs: wall time left to the run's deadline
 
 
 @dataclass(frozen=True)

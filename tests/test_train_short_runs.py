@@ -10,7 +10,7 @@ from train_helpers import run_all, tiny_config
 
 from engine.config import GuardConfig, PipelineConfig
 from engine.describe import describe
-from engine.events import Failed, Finished, PhaseChanged, PlanMade, WarningEvent
+from engine.events import Failed, Finished, PhaseChanged, PlanMade, Progress, WarningEvent
 from engine.segmenter.model import load_segmenter
 from engine.train import gan_stage
 from engine.train.collapse import MaskStats
@@ -156,6 +156,9 @@ def test_a_half_minute_run_ends_within_its_budget_and_leaves_a_segmenter(
     assert (tmp_path / "run" / "segmenter.pt").exists()
     assert took <= 0.5 * 60 * 1.05 + 15, took
     assert took >= 0.5 * 60 * 0.8, took  # and it used its budget
+    etas = [e.run_eta_s for e in events if isinstance(e, Progress)]  # the real time left, shown
+    assert etas and all(0 <= x <= 30 for x in etas) and etas[-1] < etas[0] - 10
+    assert "run ends in" in describe([e for e in events if isinstance(e, Progress)][-1])
 
 
 def test_each_stage_gets_its_share_of_the_real_time_left():

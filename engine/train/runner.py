@@ -31,7 +31,15 @@ from engine.control import RunControl
 from engine.data import RandomCropDataset, load_folder
 from engine.device import configure_cpu_threads, describe, pick_device
 from engine.errors import InputError, failed_event
-from engine.events import Event, Finished, PhaseChanged, PlanMade, Started, WarningEvent
+from engine.events import (
+    Event,
+    Finished,
+    PhaseChanged,
+    PlanMade,
+    Progress,
+    Started,
+    WarningEvent,
+)
 from engine.methods import build_method, perturbgan_encoder
 from engine.parallel import distributed
 from engine.runs import checkpoint as ckpt
@@ -112,7 +120,7 @@ def _execute(ctx: StageContext, resume: bool) -> Generator[Event, None, None]:
         stage = timed(ctx, stage)
         yield PhaseChanged(ctx.step, stage.name)
         try:
-            yield from STAGE_KINDS[stage.kind](ctx, stage)
+            yield from with_run_eta(ctx, STAGE_KINDS[stage.kind](ctx, stage))
         except Exception as exc:
             if not can_drop(ctx, stage, exc):
                 raise
@@ -127,6 +135,16 @@ def _execute(ctx: StageContext, resume: bool) -> Generator[Event, None, None]:
         ctx.stage_start_step = ctx.step
         yield ctx.checkpoint(good=healthy_now(ctx))
     yield Finished(ctx.step, str(ctx.run_dir), stopped=False, summary=ctx.summary())
+
+
+def with_run_eta(ctx: StageContext, events: Generator[Event, None, None]) -> Generator[Event, None, None]:
+    """A stage's events, its progress also saying the wall time left to the run's deadline
+    (``--minutes``: the deadline holds, so that is when ``segmenter.pt`` is final)."""
+    total = ctx.config.minutes * 60 if ctx.config.minutes is not None else None
+    for ev in events:
+        if total is not None and isinstance(ev, Progress):
+            ev = replace(ev, run_eta_s=max(0.0, total - ctx.clock.elapsed_s()))
+        yield ev
 
 
 def timed(ctx: StageContext, stage: Stage) -> Stage:
