@@ -195,3 +195,18 @@ def test_the_timing_leaves_the_thread_setting_and_says_what_it_measured():
         assert torch.get_num_threads() == n and line.startswith("threads chosen by timing (1: ")
     finally:
         torch.set_num_threads(before)
+
+
+def test_compare_keeps_each_methods_gan_at_a_short_budget(tmp_path, monkeypatch):
+    """Compare compares methods: a short budget must not give every layered GAN the same no-GAN
+    plan (latentdir's own generator run keeps its GAN the same way, engine/methods/latentdir.py)."""
+    import engine.train.runner as runner
+    from engine.compare import CompareConfig, _events_for
+    from engine.control import RunControl
+
+    seen = {}
+    monkeypatch.setattr(runner, "train", lambda config, control, resume=False:
+                        seen.setdefault("config", config) and iter(()))
+    cfg = CompareConfig(folder=str(tmp_path), gt=None, out=str(tmp_path / "cmp"), minutes=0.5)
+    _events_for("perturbgan", cfg, tmp_path / "cmp" / "perturbgan", None, RunControl())
+    assert "gan" in [s.kind for s in plan_stages(seen["config"])]
