@@ -66,6 +66,10 @@ def test_no_gan_runs_the_prior_then_self_training(tiny_demo_folder, tmp_path):
     assert phases_of(events) == ["bootstrap", "segmenter", "round-1-segmenter"]
     plan = [e for e in events if isinstance(e, PlanMade)]
     assert len(plan) == 1 and "no GAN (asked)" in describe(plan[0])
+    logged = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    plans = [x for x in logged if x.get("event") == "plan"]
+    assert len(plans) == 1 and [r["stage"] for r in plans[0]["stages"]] == [
+        "bootstrap", "segmenter", "round-1-segmenter"]
     assert isinstance(events[-1], Finished) and events[-1].step == 0  # no GAN step taken
     assert (tmp_path / "run" / "segmenter.pt").exists()
 
