@@ -24,12 +24,16 @@ def make_config(folder: str, run_dir: str, options: dict[str, Any], **overrides:
     """A RunConfig from the training panel's options; raises ValueError on bad values."""
     opts = dict(options)
     bootstrap = opts.pop("bootstrap", None)
+    gan = opts.pop("gan", None)
     kwargs: dict[str, Any] = {"folder": folder, "out": run_dir,
                               "preview_every": GUI_PREVIEW_EVERY, **opts, **overrides}
     config = RunConfig(**kwargs)
     if bootstrap is not None:
         config = dataclasses.replace(
             config, pipeline=dataclasses.replace(config.pipeline, bootstrap=bool(bootstrap)))
+    if gan is not None:
+        config = dataclasses.replace(
+            config, pipeline=dataclasses.replace(config.pipeline, gan=bool(gan)))
     return config
 
 

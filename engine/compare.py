@@ -109,6 +109,9 @@ def _events_for(method: str, cfg: CompareConfig, run_dir: Path, gan_run: Path | 
     own = {f.name for f in fields(section)}
     section = replace(section, **{k: v for k, v in over.items() if k in own})
     config = replace(config, **{k: v for k, v in over.items() if k not in own})
+    # A comparison of methods keeps each method's GAN at any budget (a short one would otherwise
+    # run the same no-GAN pipeline for every layered GAN: engine/train/plan.py, gan_decision).
+    config = replace(config, pipeline=replace(config.pipeline, min_gan_minutes=0.0))
     return train(replace(config, **{spec.settings: section}), control, resume=resume)
 
 

@@ -202,6 +202,13 @@ class PipelineConfig:
     """Which stages run after the GAN, and how much work each gets in ``--steps`` mode."""
 
     bootstrap: bool = True
+    # False (``--no-gan``): the label-free prior, then self-training rounds on the photos only.
+    gan: bool = True
+    # Below this budget the plan runs the no-GAN pipeline and says so: on 2 CPU cores the GAN's
+    # pairs were refused by the pair gate at 10 minutes and under (bench/RESULTS.md, issue #16:
+    # 3 min with the GAN 0.536 on the horses, against GrabCut's 0.683), so its minutes only
+    # took steps from the segmenter.
+    min_gan_minutes: float = 10.0
     segmenter: bool = True
     rounds: int = 1
     bg_weight: float = 1.0  # L_bg = softplus(S(B) logits)
@@ -219,6 +226,11 @@ class PipelineConfig:
     # Photo labels of segmenter stages: the teacher's masks snapped to edges by GrabCut (relabel.py)
     refine_labels: bool = True
     split: StageSplit = field(default_factory=StageSplit)
+
+    def __post_init__(self) -> None:
+        if not self.gan and not (self.bootstrap and self.segmenter):
+            raise ValueError("without the GAN the pipeline needs the bootstrap prior and the "
+                             "segmenter stages (they are all it has)")
 
 
 def check_run_shape(size: int, batch: int, minutes: float | None, steps: int | None) -> None:

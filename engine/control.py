@@ -7,6 +7,7 @@ optimiser step and the checkpoint written on stop is always consistent.
 from __future__ import annotations
 
 import threading
+import time
 
 
 class RunControl:
@@ -14,6 +15,7 @@ class RunControl:
         self._stop = threading.Event()
         self._running = threading.Event()
         self._running.set()
+        self._held = 0.0  # seconds spent blocked in wait_if_paused: a run's clock leaves them out
 
     def pause(self) -> None:
         self._running.clear()
@@ -35,7 +37,14 @@ class RunControl:
 
     def wait_if_paused(self, poll_s: float = 0.1) -> bool:
         """Block while paused; return True when the caller should stop."""
+        t0 = time.perf_counter()
         while not self._running.wait(poll_s):
             if self._stop.is_set():
                 break
+        self._held += time.perf_counter() - t0
         return self._stop.is_set()
+
+    @property
+    def held_s(self) -> float:
+        """Seconds the trainer has been held by a pause (the run's budget never counts them)."""
+        return self._held

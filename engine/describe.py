@@ -13,6 +13,7 @@ from engine.events import (
     Failed,
     Finished,
     PhaseChanged,
+    PlanMade,
     Progress,
     Started,
     WarningEvent,
@@ -53,7 +54,20 @@ def where(event: Progress) -> str:
 
 def rate(event: Progress) -> str:
     """``12.3 steps/s · stage ETA 0:42`` (the ETA is the stage's: the engine knows no other)."""
-    return f"{event.steps_per_s:.2f} {event.unit}/s · stage ETA {clock(event.eta_s)}"
+    run = f" · run ends in {clock(event.run_eta_s)}" if event.run_eta_s is not None else ""
+    return f"{event.steps_per_s:.2f} {event.unit}/s · stage ETA {clock(event.eta_s)}{run}"
+
+
+def plan_row(row: dict[str, object]) -> str:
+    """``gan 3.5 min``, ``gan to step 20`` or ``segmenter 400 fit steps``."""
+    if "minutes" in row:
+        return f"{row['stage']} {row['minutes']:g} min"
+    if "until_step" in row:
+        return f"{row['stage']} to step {row['until_step']}"
+    if "fit_steps" in row:
+        photos = f" on up to {row['photos']} photos" if "photos" in row else ""
+        return f"{row['stage']} {row['fit_steps']} fit steps{photos}"
+    return str(row["stage"])
 
 
 def describe(event: Event) -> str:
@@ -62,6 +76,9 @@ def describe(event: Event) -> str:
         case Started():
             return (f"training {event.method} on {event.device} "
                     f"(stage {event.phase}, from step {event.step})")
+        case PlanMade():
+            text = "plan: " + ", ".join(plan_row(r) for r in event.stages)
+            return text + (f" ({event.note})" if event.note else "")
         case PhaseChanged():
             return f"stage: {event.phase}" + (f" ({event.detail})" if event.detail else "")
         case Progress():
@@ -74,5 +91,7 @@ def describe(event: Event) -> str:
             return event.error
         case Finished():
             verb = "stopped" if event.stopped else "finished"
-            return f"{verb} at step {event.step}; run folder {event.run_dir}"
+            dropped = event.summary.get("dropped") or []
+            without = f" without {', '.join(dropped)} (failed, dropped)" if dropped else ""
+            return f"{verb} at step {event.step}{without}; run folder {event.run_dir}"
     return ""

@@ -29,6 +29,15 @@ class Started(Event):
 
 
 @dataclass(frozen=True)
+class PlanMade(Event):
+    """What the run will do, said before it does it: one row per stage (``stage``, ``kind`` and
+    ``minutes``, ``until_step`` or ``fit_steps``), and why a stage was left out (``note``)."""
+
+    stages: list[dict[str, Any]]
+    note: str = ""
+
+
+@dataclass(frozen=True)
 class PhaseChanged(Event):
     """The pipeline moved to another stage (bootstrap, gan, segmenter, round N)."""
 
@@ -50,6 +59,7 @@ class Progress(Event):
     unit: str = "steps"  # "steps" or "photos"
     done: int | None = None  # units done in this stage, when counted
     total: int | None = None  # units this stage will do, when known
+    run_eta_s: float | None = None  # --minutes runs: wall time left to the run's deadline
 
 
 @dataclass(frozen=True)

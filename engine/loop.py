@@ -108,6 +108,37 @@ class Budget:
         return distributed.main_value(self.fraction()) >= 1.0
 
 
+class RunClock:
+    """A whole run's wall clock, pauses excluded: setup, GrabCut, relabelling, pair filtering,
+    checkpoint writes and every step count against it (a stage's own ``Budget`` sees only its
+    steps). ``before_s`` is what a resumed run had already spent."""
+
+    def __init__(self, control: RunControl, before_s: float = 0.0) -> None:
+        self._control = control
+        self._t0 = time.perf_counter()
+        self._held0 = getattr(control, "held_s", 0.0)
+        self.before_s = before_s
+
+    def elapsed_s(self) -> float:
+        held = getattr(self._control, "held_s", 0.0) - self._held0
+        return self.before_s + time.perf_counter() - self._t0 - held
+
+
+def sync_device() -> None:
+    """Wait for the GPU's queued work, so that a clock read next counts it (CUDA runs ahead of
+    the host: without this a budget is judged on launch times, not on the work done)."""
+    import sys
+
+    torch = sys.modules.get("torch")  # the loop itself never needs torch: only sync if loaded
+    if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.synchronize()
+
+
+# The loop syncs the device before judging the budget at most this often: a sync per step would
+# cost the overlap of host and GPU work; the queued work between syncs is a few steps at most.
+SYNC_EVERY_S = 0.5
+
+
 # A step's losses: floats, or detached scalar tensors turned into floats only when reported
 # (reading a CUDA tensor on the host waits for the GPU, so per-step floats would stall it).
 StepFn = Callable[[float], "dict[str, float | torch.Tensor]"]
@@ -173,8 +204,12 @@ def run_steps(
             return (yield from on_report(step, values))
         return False
 
+    synced = time.perf_counter()
     try:
         while True:
+            if budget.seconds is not None and time.perf_counter() - synced >= SYNC_EVERY_S:
+                sync_device()
+                synced = time.perf_counter()
             frac = distributed.main_value(budget.fraction())
             if frac >= 1.0:
                 break
@@ -199,6 +234,8 @@ def run_steps(
         if n_sum and report_every is None:  # stopped between reports: still show where it ended
             yield from report()
     finally:
+        if budget.seconds is not None:
+            sync_device()  # the stage's last steps count in its time, not the next stage's
         budget.pause()
     log.info("%s: %d steps in %.1f s", phase, budget.done, budget.elapsed_s)
     return budget.done

@@ -78,3 +78,21 @@ def test_stop_request_returns_none(tmp_path: Path) -> None:
     control.stop()
     _, labels = _drain(refined_labels(cache, CentredDisc(), 64, torch.device("cpu"), control, "t", 0))
     assert labels is None
+
+
+def test_at_its_deadline_refinement_stops_and_the_rest_keep_the_teachers_masks(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A relabel pass counts against its stage's time (issue #16): past ``deadline_s`` it hands
+    over after the photo in hand, with the teacher's own masks for the photos not reached."""
+    from engine.segmenter import relabel
+
+    calls = []
+    real = relabel.refine_centre
+    monkeypatch.setattr(relabel, "refine_centre", lambda task: calls.append(1) or real(task))
+    folder = tmp_path / "demo"
+    make_demo_folder(folder, count=4, size=128, seed=5)
+    cache = load_folder(folder, 64)
+    _, labels = _drain(refined_labels(cache, CentredDisc(), 64, torch.device("cpu"),
+                                      RunControl(), "t", 0, deadline_s=0.0))
+    assert labels is not None and len(labels[1]) == 4  # every photo keeps a label
+    assert len(calls) == 1  # only the first photo was refined

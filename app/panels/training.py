@@ -92,6 +92,11 @@ class TrainingPanel(QGroupBox):
         self.bootstrap.setToolTip("Train a label-free prior on GrabCut masks first; it tells the "
                                   "GAN which layer the object belongs to (slower start, better masks).")
 
+        self.no_gan = QCheckBox("No GAN (prior + self-training)")
+        self.no_gan.setToolTip("Leave the GAN out: the GrabCut prior, then rounds of the segmenter "
+                               "learning from its own edge-snapped masks of your photos. Short "
+                               "budgets do this anyway; needs the bootstrap prior.")
+
         budget = QHBoxLayout()
         budget.addWidget(self.minutes)
         budget.addWidget(self.by_minutes)
@@ -107,6 +112,7 @@ class TrainingPanel(QGroupBox):
         row.addWidget(self.device, 1)
         form.addRow("Batch", row)
         form.addRow("", self.bootstrap)
+        form.addRow("", self.no_gan)
 
         self.start_button = QPushButton("Start")
         self.start_button.setToolTip("Start a new run in the runs folder")
@@ -175,7 +181,7 @@ class TrainingPanel(QGroupBox):
 
     def set_running(self, running: bool, can_start: bool = True) -> None:
         for w in (self.method, self.size, self.minutes, self.steps, self.by_minutes,
-                  self.by_steps, self.batch, self.device, self.bootstrap):
+                  self.by_steps, self.batch, self.device, self.bootstrap, self.no_gan):
             w.setEnabled(not running)
         if not running:
             self.paused = False
@@ -204,6 +210,7 @@ class TrainingPanel(QGroupBox):
             "batch": self.batch.value(),
             "device": self.device.currentText(),
             "bootstrap": self.bootstrap.isChecked(),
+            "gan": not self.no_gan.isChecked(),
         }
         if self.by_minutes.isChecked():
             opts["minutes"] = float(self.minutes.value())
@@ -274,6 +281,7 @@ class TrainingPanel(QGroupBox):
         settings.setValue("train/batch", self.batch.value())
         settings.setValue("train/device", self.device.currentText())
         settings.setValue("train/bootstrap", self.bootstrap.isChecked())
+        settings.setValue("train/no_gan", self.no_gan.isChecked())
 
     def load(self, settings: QSettings) -> None:
         def get(key: str, default: Any, kind: type) -> Any:
@@ -293,6 +301,7 @@ class TrainingPanel(QGroupBox):
         self.batch.setValue(get("train/batch", 32, int))
         self.device.setCurrentText(get("train/device", "auto", str))
         self.bootstrap.setChecked(str(settings.value("train/bootstrap", "true")).lower() == "true")
+        self.no_gan.setChecked(str(settings.value("train/no_gan", "false")).lower() == "true")
         self._sync_budget()
 
     def apply_config(self, config: Any) -> None:
@@ -309,4 +318,5 @@ class TrainingPanel(QGroupBox):
         self.batch.setValue(config.batch)
         self.device.setCurrentText(config.device)
         self.bootstrap.setChecked(bool(config.pipeline.bootstrap))
+        self.no_gan.setChecked(not config.pipeline.gan)
         self._sync_budget()

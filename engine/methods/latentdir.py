@@ -336,7 +336,8 @@ class _Job:
             return str(gan_dir)  # finished by an earlier, interrupted run of this folder
         minutes = self.run.minutes
         gan = replace(self.run, method=DEFAULT_METHOD, out=str(gan_dir),
-                      minutes=None if minutes is None else minutes * GENERATOR_SHARE)
+                      minutes=None if minutes is None else minutes * GENERATOR_SHARE,
+                      pipeline=replace(self.run.pipeline, gan=True, min_gan_minutes=0.0))
         events = get(DEFAULT_METHOD).start(
             gan, self.control, resume and bool(ckpt.list_checkpoints(gan_dir)))
         for ev in events:

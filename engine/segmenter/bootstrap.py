@@ -43,6 +43,9 @@ BATCH = 32
 # of the folder is GrabCut-ed on a later run (resume) or never: a few hundred masks suffice.
 GRABCUT_SHARE = 0.5
 MIN_MASKS = 64
+# ... but never past HARD_SHARE times its share, with however many masks it has: the budget
+# holds on a machine where GrabCut is slow (issue #16: 98 photos in 3 minutes).
+HARD_SHARE = 1.6
 # Up to this many photos are GrabCut-ed in this process: starting worker processes costs seconds.
 INLINE_MAX = 16
 
@@ -79,17 +82,24 @@ def grabcut_masks(
     control: RunControl,
     step0: int,
     stats: dict[str, int] | None = None,
+    photos: int | None = None,
 ) -> Generator[Event, None, dict[int, np.ndarray]]:
     """GrabCut masks for the cache's photos (cached ones read back), as {cache index: mask}.
 
     Stops computing new masks after ``deadline_s`` seconds once ``MIN_MASKS`` are there, or on a
-    stop request. ``stats`` (if given) receives counts of reused and computed masks.
+    stop request. ``photos`` limits the work to a fixed sample of that many photos (the same
+    sample on a resume: ``--steps`` runs stay reproducible). ``stats`` (if given) receives
+    counts of reused and computed masks.
     """
     t0 = time.perf_counter()
     masks: dict[int, np.ndarray] = {}
     todo: list[tuple[int, str, str]] = []
     vanished: list[str] = []
-    for i, path in enumerate(cache.paths):
+    chosen = range(len(cache.paths))
+    if photos is not None and photos < len(cache.paths):
+        chosen = sorted(np.random.default_rng(1).permutation(len(cache.paths))[:photos].tolist())
+    for i in chosen:
+        path = cache.paths[i]
         try:
             dst = mask_dir / f"{cache_key(path)}.png"
         except OSError as exc:  # the photo vanished since it was read: train without it
@@ -110,7 +120,7 @@ def grabcut_masks(
         mask_dir.mkdir(parents=True, exist_ok=True)
         order = np.random.default_rng(0).permutation(len(todo))  # a spread sample if cut short
         todo = [todo[k] for k in order]
-        need = min(MIN_MASKS, len(cache))
+        need = min(MIN_MASKS, len(chosen))
         yield PhaseChanged(step=step0, phase=PHASE, detail=f"GrabCut masks for {len(todo)} photos")
         pool = background_pool() if len(todo) > INLINE_MAX else None
         results = _run_pool(pool, todo) if pool is not None else _run_inline(todo)
@@ -144,7 +154,7 @@ def grabcut_masks(
                     control.wait_if_paused()
                 if control.stop_requested:
                     break
-                if elapsed > deadline_s and len(masks) >= need:
+                if elapsed > deadline_s and (len(masks) >= need or elapsed > HARD_SHARE * deadline_s):
                     log.info("GrabCut: time share used, training with %d masks", len(masks))
                     break
         finally:
@@ -210,11 +220,13 @@ def bootstrap_prior(
     control: RunControl,
     step0: int,
     steps: int | None = None,
+    photos: int | None = None,
 ) -> Generator[Event, None, UNet]:
     """GrabCut the folder (cached), train a UNet on it within ``budget_s``; return it frozen.
 
     ``steps`` also caps training at a step count (benchmarks use it with a generous budget, so that
-    a busy CPU changes how long the prior takes, not what it is).
+    a busy CPU changes how long the prior takes, not what it is); ``photos`` caps the GrabCut
+    work at a fixed sample of the folder (``--steps`` mode scales it from the GAN steps).
 
     On a stop request the net is returned as it is (possibly untrained) and ``prior.pt`` is not
     written, so a resumed run trains it again (with the masks already computed).
@@ -238,7 +250,7 @@ def bootstrap_prior(
     masks: dict[int, np.ndarray] = {}
     if distributed.is_main():  # under torchrun rank 0 GrabCuts, the others receive its masks
         masks = yield from grabcut_masks(
-            cache, boot_dir / "masks", GRABCUT_SHARE * budget_s, control, step0
+            cache, boot_dir / "masks", GRABCUT_SHARE * budget_s, control, step0, photos=photos
         )
     masks = distributed.broadcast_object(masks)  # type: ignore[assignment]
     if distributed.stop_agreed(control) or not masks:

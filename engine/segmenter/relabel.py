@@ -69,11 +69,14 @@ def refined_labels(
     control: RunControl,
     phase: str,
     step0: int,
+    deadline_s: float | None = None,
 ) -> Generator[Event, None, tuple[np.ndarray, np.ndarray] | None]:
     """(images, masks) as uint8 (N, S, S, 3) / (N, S, S) at the cache's side, or None if none.
 
     Photos whose refinement failed or drifted from the teacher keep the teacher's thresholded mask;
-    masks that look failed (empty, full, specks) are dropped with their photos.
+    masks that look failed (empty, full, specks) are dropped with their photos. After
+    ``deadline_s`` seconds the refinement stops and the photos not reached keep the teacher's
+    mask too: the snapping is a gain, never worth overrunning the run's budget for.
     """
     side = cache.images.shape[1]
     n = len(cache)
@@ -110,6 +113,10 @@ def refined_labels(
                 control.wait_if_paused()
             if control.stop_requested:
                 return None
+            if deadline_s is not None and elapsed > deadline_s and done < n:
+                log.info("%s: refinement stopped at its deadline after %d of %d photos",
+                         phase, done, n)
+                break
     finally:
         results.close()
     if skipped:  # e.g. the photo folder was moved or deleted during training

@@ -18,6 +18,7 @@ from engine.config import RunConfig
 from engine.control import RunControl
 from engine.data import RandomCropDataset
 from engine.events import CheckpointSaved
+from engine.loop import RunClock
 from engine.methods import LayeredGan
 from engine.parallel import distributed
 from engine.runs import checkpoint as ckpt
@@ -38,10 +39,12 @@ class StageContext:
     def __init__(self, config: RunConfig, control: RunControl) -> None:
         self.config = config
         self.control = control
+        self.clock = RunClock(control)  # started now: setup counts against --minutes too
         self.run_dir = Path(config.out)
         self.folder = RunFolder(self.run_dir)
         self.metrics: Any = MetricsLog(self.folder.metrics_path)
         self.device = torch.device("cpu")
+        self.threads_note = ""  # how the thread count was chosen, when it was timed
         self.dataset: RandomCropDataset | None = None
         self.stages: list[Stage] = []
         self.step = 0  # the run's global step
@@ -49,6 +52,11 @@ class StageContext:
         self.stage_elapsed = 0.0
         self.stage_start_step = 0
         self.restarts = 0
+        # Optional stages that failed and were left out, where (plan index) and with how many
+        # seconds of theirs going to the later stages: saved so a resume plans the same run.
+        self.dropped: list[str] = []
+        self.dropped_at: int | None = None
+        self.freed_s = 0.0
         self.seed = config.seed
         # Learning rates as a fraction of the method's: halved at each non-finite loss, saved in
         # checkpoints so that a resumed run keeps the lower rate.
@@ -83,6 +91,10 @@ class StageContext:
             "restarts": self.restarts,
             "seed": self.seed,
             "lr_scale": self.lr_scale,
+            "dropped": list(self.dropped),
+            "dropped_at": -1 if self.dropped_at is None else self.dropped_at,
+            "freed_s": self.freed_s,
+            "run_elapsed": self.clock.elapsed_s(),
             "method": self.method.state_dict(),
             "rng": ckpt.capture_rng(self.data_rng),
         }
@@ -92,6 +104,10 @@ class StageContext:
         assert self.method is not None
         self.method.load_state_dict(payload["method"])
         ckpt.restore_rng(payload["rng"], self.data_rng)
+        self.clock.before_s = float(payload.get("run_elapsed", 0.0))
+        at = int(payload.get("dropped_at", -1))
+        if at >= 0:
+            self.drop_from(at, float(payload.get("freed_s", 0.0)))
         self.step = int(payload["step"])
         self.stage_index = min(int(payload["stage_index"]), len(self.stages))
         self.stage_elapsed = float(payload["stage_elapsed"])
@@ -100,6 +116,19 @@ class StageContext:
         self.seed = int(payload["seed"])
         self.lr_scale = float(payload.get("lr_scale", 1.0))
         self.apply_lr_scale()
+
+    def drop_from(self, index: int, freed_s: float) -> list[str]:
+        """Leave out the optional stage at ``index`` and the later GAN stages (``drop_optional``)."""
+        from engine.train.plan import drop_optional
+
+        self.stages, names = drop_optional(self.stages, index, freed_s)
+        self.dropped, self.dropped_at, self.freed_s = names, index, freed_s
+        return names
+
+    def gan_trained(self) -> bool:
+        """Whether a GAN stage ran before the current one and was not dropped: only then may a
+        segmenter stage learn from the generator's pairs."""
+        return not self.dropped and any(s.kind == "gan" for s in self.stages[: self.stage_index])
 
     def checkpoint(self, good: bool) -> CheckpointSaved:
         """Save the run state as the newest rolling checkpoint (rank 0 only writes)."""
@@ -112,6 +141,8 @@ class StageContext:
 
     def summary(self) -> dict[str, Any]:
         out: dict[str, Any] = {"steps": self.step, "restarts": self.restarts}
+        if self.dropped:
+            out["dropped"] = list(self.dropped)
         if self.last_stats is not None:
             out.update({f"mask_{k}": v for k, v in self.last_stats.to_dict().items()})
         return out

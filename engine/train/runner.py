@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Generator, Iterator
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -30,15 +31,32 @@ from engine.control import RunControl
 from engine.data import RandomCropDataset, load_folder
 from engine.device import configure_cpu_threads, describe, pick_device
 from engine.errors import InputError, failed_event
-from engine.events import Event, Finished, PhaseChanged, Started, WarningEvent
+from engine.events import (
+    Event,
+    Finished,
+    PhaseChanged,
+    PlanMade,
+    Progress,
+    Started,
+    WarningEvent,
+)
 from engine.methods import build_method, perturbgan_encoder
 from engine.parallel import distributed
 from engine.runs import checkpoint as ckpt
 from engine.runs.checkpoint import CheckpointError
 from engine.train.context import RunError, StageContext
 from engine.train.gan_stage import gan_stage, healthy_now
-from engine.train.plan import Stage, gate_warnings, plan_stages
+from engine.train.plan import (
+    OPTIONAL_KINDS,
+    Stage,
+    describe_plan,
+    gan_decision,
+    gate_warnings,
+    plan_stages,
+    stage_seconds,
+)
 from engine.train.segmenter_stages import bootstrap_stage, load_stage_segmenter, segmenter_stage
+from engine.train.threads import choose_threads
 
 log = logging.getLogger(__name__)
 STAGE_SEED_STRIDE = 100_003  # stage k starts from seed + stride * (k + 1)
@@ -81,12 +99,14 @@ def _execute(ctx: StageContext, resume: bool) -> Generator[Event, None, None]:
     cfg = ctx.config
     payload, warnings = _setup(ctx, resume)
     stage_name = ctx.stages[min(ctx.stage_index, len(ctx.stages) - 1)].name
+    device = describe(ctx.device) + (f", {ctx.threads_note}" if ctx.threads_note else "")
     yield Started(
-        step=ctx.step, device=describe(ctx.device), method=cfg.method, phase=stage_name,
+        step=ctx.step, device=device, method=cfg.method, phase=stage_name,
         config=cfg.to_dict(), total_steps=cfg.steps,
     )
     for kind, warning in warnings:
         yield WarningEvent(ctx.step, warning, kind=kind)
+    yield plan_event(ctx)
 
     if payload is not None:
         load_stage_segmenter(ctx)
@@ -97,8 +117,15 @@ def _execute(ctx: StageContext, resume: bool) -> Generator[Event, None, None]:
             # run killed after prior.pt was written resumes by loading the prior (no init, no
             # draws), and must still train on exactly as the uninterrupted run did.
             ctx.reseed(ctx.seed + STAGE_SEED_STRIDE * (ctx.stage_index + 1))
+        stage = timed(ctx, stage)
         yield PhaseChanged(ctx.step, stage.name)
-        yield from STAGE_KINDS[stage.kind](ctx, stage)
+        try:
+            yield from with_run_eta(ctx, STAGE_KINDS[stage.kind](ctx, stage))
+        except Exception as exc:
+            if not can_drop(ctx, stage, exc):
+                raise
+            yield from drop_stage(ctx, stage, exc)
+            continue
         if distributed.stop_agreed(ctx.control):
             yield ctx.checkpoint(good=False)
             yield Finished(ctx.step, str(ctx.run_dir), stopped=True, summary=ctx.summary())
@@ -108,6 +135,88 @@ def _execute(ctx: StageContext, resume: bool) -> Generator[Event, None, None]:
         ctx.stage_start_step = ctx.step
         yield ctx.checkpoint(good=healthy_now(ctx))
     yield Finished(ctx.step, str(ctx.run_dir), stopped=False, summary=ctx.summary())
+
+
+def with_run_eta(ctx: StageContext, events: Generator[Event, None, None]) -> Generator[Event, None, None]:
+    """A stage's events, its progress also saying the wall time left to the run's deadline
+    (``--minutes``: the deadline holds, so that is when ``segmenter.pt`` is final)."""
+    total = ctx.config.minutes * 60 if ctx.config.minutes is not None else None
+    for ev in events:
+        if total is not None and isinstance(ev, Progress):
+            ev = replace(ev, run_eta_s=max(0.0, total - ctx.clock.elapsed_s()))
+        yield ev
+
+
+def timed(ctx: StageContext, stage: Stage) -> Stage:
+    """In ``--minutes`` mode, the stage with its share of the run's real time left (the plan's
+    budgets are proportions; ``stage_seconds``): what earlier stages overran or left unused is
+    taken from or given to this one and the stages after it."""
+    if ctx.config.minutes is None or stage.budget_s is None:
+        return stage
+    share = stage_seconds(ctx.config.minutes * 60, ctx.clock.elapsed_s(),
+                          ctx.stages[ctx.stage_index:])
+    stage = replace(stage, budget_s=ctx.stage_elapsed + share)
+    ctx.stages[ctx.stage_index] = stage
+    return stage
+
+
+def plan_event(ctx: StageContext) -> PlanMade:
+    """The plan said up front (and logged in metrics.jsonl): stages, minutes or steps, and why
+    the GAN is left out when it is. Minutes are the shares of the real time left now."""
+    left = ctx.stages[ctx.stage_index:]
+    if ctx.config.minutes is not None:
+        left = _shares(ctx.config.minutes * 60, ctx.clock.elapsed_s(), left)
+    rows = describe_plan(left)
+    note = gan_decision(ctx.config)[1] if not any(s.kind == "gan" for s in ctx.stages) else ""
+    if ctx.dropped:
+        note = f"dropped after failing: {', '.join(ctx.dropped)}"
+    ctx.metrics.append({"step": ctx.step, "event": "plan", "stages": rows, "note": note})
+    return PlanMade(ctx.step, rows, note)
+
+
+def _shares(total_s: float, elapsed_s: float, stages: list[Stage]) -> list[Stage]:
+    """Every remaining stage with the seconds it gets if each before it uses exactly its own."""
+    out, spent = [], elapsed_s
+    for k, s in enumerate(stages):
+        if s.budget_s is None:
+            out.append(s)
+            continue
+        share = stage_seconds(total_s, spent, stages[k:])
+        out.append(replace(s, budget_s=share))
+        spent += share
+    return out
+
+
+def can_drop(ctx: StageContext, stage: Stage, exc: Exception) -> bool:
+    """Whether a failed stage can be left out and the run carry on: an optional stage (GAN,
+    encoder) that failed in training (not on bad input or a full disk), with a segmenter at hand
+    and a later segmenter stage or a written ``segmenter.pt`` to end with."""
+    if stage.kind not in OPTIONAL_KINDS or isinstance(exc, (InputError, DiskFullError, CheckpointError)):
+        return False
+    if ctx.segmenter is None:
+        return False
+    later = any(s.kind == "segmenter" for s in ctx.stages[ctx.stage_index + 1:])
+    return later or ctx.folder.segmenter_path.exists()
+
+
+def drop_stage(ctx: StageContext, stage: Stage, exc: Exception) -> Generator[Event, None, None]:
+    """Warn, leave the failed stage (and the later GAN stages) out, give their time to the rest."""
+    if not isinstance(exc, RunError):
+        log.error("stage %s failed; dropped", stage.name, exc_info=exc)
+    freed = max(0.0, (stage.budget_s or 0.0) - ctx.stage_elapsed)
+    names = ctx.drop_from(ctx.stage_index, freed)
+    rest = ", ".join(s.name for s in ctx.stages[ctx.stage_index:]) or "nothing"
+    message = (f"{stage.name} failed ({exc}); dropped {', '.join(names)} and carried on with "
+               f"{rest}: the segmenter learns from your photos labelled by the prior")
+    log.warning(message)
+    ctx.metrics.append({"step": ctx.step, "event": "dropped", "stages": names, "reason": str(exc)})
+    yield WarningEvent(ctx.step, message, kind="dropped")
+    ctx.stage_elapsed = 0.0
+    ctx.stage_start_step = ctx.step
+    if distributed.is_main():
+        ckpt.drop_after(ctx.run_dir, ctx.step)  # the abandoned GAN's later checkpoints
+    yield ctx.checkpoint(good=False)
+    yield plan_event(ctx)
 
 
 def _setup(ctx: StageContext, resume: bool) -> tuple[dict[str, Any] | None, list[tuple[str, str]]]:
@@ -123,6 +232,10 @@ def _setup(ctx: StageContext, resume: bool) -> tuple[dict[str, Any] | None, list
     else:
         configure_cpu_threads()
     ctx.device, device_warning = pick_device(cfg.device)
+    if (not cfg.threads and cfg.minutes is not None and ctx.device.type == "cpu"
+            and not distributed.launched()):
+        # --steps runs keep every core: their weights must not depend on a timing.
+        ctx.threads_note = choose_threads(cfg.size)[1]
     # Under torchrun: join the process group, cuda:LOCAL_RANK; only rank 0 writes the run.
     ctx.device = distributed.setup(ctx.device, cfg.threads)
     distributed.check_batch(cfg.batch, "--batch")

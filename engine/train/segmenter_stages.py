@@ -25,6 +25,12 @@ from engine.train import pair_sources
 from engine.train.context import StageContext
 from engine.train.plan import Stage
 
+# A segmenter stage's time: GrabCut snapping of the labels stops at RELABEL_SHARE of it (the
+# photos not reached keep the segmenter's own masks); the fit gets what is left, never less than
+# MIN_FIT_SHARE (an overrun the next stages absorb: the runner shares out the real time left).
+RELABEL_SHARE = 0.4
+MIN_FIT_SHARE = 0.1
+
 
 @dataclass(frozen=True)
 class PairSource:
@@ -66,13 +72,13 @@ def bootstrap_stage(ctx: StageContext, stage: Stage) -> Generator[Event, None, N
     budget, steps = stage.budget_s or ctx.config.pipeline.bootstrap_s, None
     if ctx.config.steps is not None:
         # --steps runs count work, never time, so that they are reproducible and a killed
-        # run resumes to the same weights: GrabCut covers the whole folder (its masks are
-        # cached for resumes) and the prior trains for ``segmenter_steps``.
-        budget, steps = math.inf, ctx.config.pipeline.segmenter_steps
-    # bootstrap_prior writes (and on resume reuses) RUN_DIR/bootstrap/prior.pt itctx.
+        # run resumes to the same weights: GrabCut covers a fixed sample of the folder (its
+        # masks are cached for resumes) and the prior trains for the plan's fit steps.
+        budget, steps = math.inf, stage.fit_steps or ctx.config.pipeline.segmenter_steps
+    # bootstrap_prior writes (and on resume reuses) RUN_DIR/bootstrap/prior.pt itself.
     prior = yield from bootstrap_prior(
         ctx.dataset.cache, ctx.run_dir, ctx.config.size, ctx.device,
-        budget, ctx.control, ctx.step, steps=steps,
+        budget, ctx.control, ctx.step, steps=steps, photos=stage.photos,
     )
     if not ctx.control.stop_requested:
         ctx.segmenter = ctx.prior = prior
@@ -97,15 +103,22 @@ def segmenter_stage(ctx: StageContext, stage: Stage) -> Generator[Event, None, N
     from engine.segmenter.fit import fit_unet
 
     pipe = ctx.config.pipeline
+    t_stage = time.perf_counter()  # the judge, the relabelling and the fit share the stage's time
     teacher = ctx.segmenter
-    judge = ctx.prior if ctx.prior is not None else teacher
-    agreement = measure_agreement(ctx, judge) if judge is not None else None
-    sameness = measure_sameness(ctx)
-    t_stage = time.perf_counter()
+    with_gan = ctx.gan_trained()
+    agreement: float | None = None
+    sameness = 0.0
+    if with_gan:
+        judge = ctx.prior if ctx.prior is not None else teacher
+        agreement = measure_agreement(ctx, judge) if judge is not None else None
+        sameness = measure_sameness(ctx)
     photos = (yield from photo_pairs(ctx, teacher, stage)) if teacher is not None else None
     if distributed.stop_agreed(ctx.control):
         return
-    source = choose_pair_source(teacher is not None, agreement, sameness, pipe)
+    if with_gan:
+        source = choose_pair_source(teacher is not None, agreement, sameness, pipe)
+    else:  # no GAN ran (--no-gan, a short budget, or it failed): self-training on the photos
+        source = PairSource(False, "your photos labelled by the previous segmenter (no GAN)")
     ctx.metrics.append({"step": ctx.step, "event": "segmenter-source", "stage": stage.name,
                         "agreement": agreement, "sameness": sameness,
                         "gan_pairs": source.generated})
@@ -126,10 +139,10 @@ def segmenter_stage(ctx: StageContext, stage: Stage) -> Generator[Event, None, N
         start = copy.deepcopy(teacher).train().requires_grad_(True)
     else:
         start = UNet(prior_config())
-    steps = None if stage.budget_s is not None else pipe.segmenter_steps
+    steps = None if stage.budget_s is not None else (stage.fit_steps or pipe.segmenter_steps)
     budget = stage.budget_s
-    if budget is not None:  # relabelling came out of this stage's time; fitting keeps half
-        budget = max(budget - (time.perf_counter() - t_stage), budget / 2)
+    if budget is not None:  # the judge and the relabelling came out of this stage's time
+        budget = max(budget - (time.perf_counter() - t_stage), MIN_FIT_SHARE * budget)
     unet = yield from fit_unet(
         sampler, start, ctx.device, budget, steps,
         pipe.segmenter_batch, ctx.control, stage.name, ctx.step,
@@ -167,8 +180,10 @@ def photo_pairs(ctx: StageContext, teacher: Any, stage: Stage) -> Generator[Even
 
         labels = None
         if distributed.is_main():  # under torchrun rank 0 refines, the others receive it
+            deadline = None if stage.budget_s is None else RELABEL_SHARE * stage.budget_s
             labels = yield from refined_labels(ctx.dataset.cache, teacher, ctx.config.size,
-                                               ctx.device, ctx.control, stage.name, ctx.step)
+                                               ctx.device, ctx.control, stage.name, ctx.step,
+                                               deadline_s=deadline)
         labels = distributed.broadcast_object(labels)
         if labels is not None:
             return make_sampler(*labels, ctx.config.size, seed=ctx.seed + 11)

@@ -61,10 +61,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--threads", type=positive_int, metavar="N",
-        help="CPU threads for torch (default: every core; on a busy machine 1 can be faster)",
+        help="CPU threads for torch (default with --minutes: 1 or every usable core, whichever "
+        "a short timing at start-up finds faster, printed with the device; with --steps every "
+        "core, so that the weights do not depend on a timing)",
     )
     p.add_argument("--resume", action="store_true", help="continue the run in RUN_DIR")
     p.add_argument("--no-bootstrap", action="store_true", help="skip the GrabCut-based prior")
+    p.add_argument(
+        "--no-gan", action="store_true",
+        help="leave the GAN out: the label-free prior, then self-training rounds on your photos "
+        "(what the plan also does when --minutes is too short for the GAN to pay off)",
+    )
     p.add_argument(
         "--segmenter", choices=["unet", "encoder"], default="unet",
         help="perturbgan only. unet: the pipeline's UNet (default); encoder: also train "
@@ -112,8 +119,9 @@ def run(args: argparse.Namespace) -> int:
             latentdir=LatentDirSettings(
                 generator=str(args.generator) if args.generator is not None else None),
         )
-        if args.no_bootstrap:
-            config = replace(config, pipeline=replace(PipelineConfig(), bootstrap=False))
+        if args.no_bootstrap or args.no_gan:
+            config = replace(config, pipeline=PipelineConfig(
+                bootstrap=not args.no_bootstrap, gan=not args.no_gan))
     except ValueError as exc:
         raise CliError(str(exc)) from exc
     return consume(config, resume=args.resume, out=sys.stdout, debug=getattr(args, "debug", False))
@@ -134,6 +142,7 @@ def consume(
         Failed,
         Finished,
         PhaseChanged,
+        PlanMade,
         Progress,
         Started,
         WarningEvent,
@@ -178,7 +187,8 @@ def consume(
                     open_line = False
                 report_failure(ev, err or sys.stderr, rank=rank, debug=debug)
                 return 2 if ev.cause == "input" else 1
-            elif isinstance(ev, (Started, PhaseChanged, WarningEvent, CheckpointSaved, Finished)):
+            elif isinstance(ev, (Started, PlanMade, PhaseChanged, WarningEvent, CheckpointSaved,
+                                 Finished)):
                 text = describe(ev)
                 say(f"{level(ev)}: {text}" if level(ev) in ("warning", "error") else text)
         clean = True
