@@ -120,12 +120,12 @@ def test_debug_shows_the_traceback_of_an_expected_failure(tmp_path: Path, capsys
 
 
 def test_a_bug_says_it_is_one(cli_logging, tiny_demo_folder, tmp_path, capsys, monkeypatch) -> None:
-    import engine.train.runner as runner
+    import engine.train.setup as setup
 
     def broken(*args: object, **kwargs: object) -> None:
         raise ZeroDivisionError("a bug")
 
-    monkeypatch.setattr(runner, "build_method", broken)
+    monkeypatch.setattr(setup, "build_method", broken)
     assert main(train_argv(tiny_demo_folder, tmp_path / "run")) == 1
     err = capsys.readouterr().err
     assert "Traceback" in err  # logged by the trainer, to be pasted into a report

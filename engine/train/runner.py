@@ -16,20 +16,14 @@ it was in (GAN stages continue mid-way).
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import replace
-from typing import Any
 
-import torch
-
-from engine import config as config_mod
 from engine.atomic import DiskFullError
 from engine.config import RunConfig
 from engine.control import RunControl
-from engine.data import RandomCropDataset, load_folder
-from engine.device import configure_cpu_threads, describe, pick_device
+from engine.device import describe
 from engine.errors import InputError, failed_event
 from engine.events import (
     Event,
@@ -40,7 +34,7 @@ from engine.events import (
     Started,
     WarningEvent,
 )
-from engine.methods import build_method, perturbgan_encoder
+from engine.methods import perturbgan_encoder
 from engine.parallel import distributed
 from engine.runs import checkpoint as ckpt
 from engine.runs.checkpoint import CheckpointError
@@ -51,18 +45,14 @@ from engine.train.plan import (
     Stage,
     describe_plan,
     gan_decision,
-    gate_warnings,
-    plan_stages,
     stage_seconds,
 )
 from engine.train.segmenter_stages import bootstrap_stage, load_stage_segmenter, segmenter_stage
-from engine.train.threads import choose_threads
+from engine.train.setup import setup_run
 
 log = logging.getLogger(__name__)
 STAGE_SEED_STRIDE = 100_003  # stage k starts from seed + stride * (k + 1)
 
-GUARD_SAMPLES = 64
-MAX_BAD_FILE_WARNINGS = 10
 
 StageFn = Callable[[StageContext, Stage], Generator[Event, None, None]]
 STAGE_KINDS: dict[str, StageFn] = {
@@ -97,7 +87,7 @@ def train_layered_gan(config: RunConfig, control: RunControl, resume: bool) -> I
 
 def _execute(ctx: StageContext, resume: bool) -> Generator[Event, None, None]:
     cfg = ctx.config
-    payload, warnings = _setup(ctx, resume)
+    payload, warnings = setup_run(ctx, resume)
     stage_name = ctx.stages[min(ctx.stage_index, len(ctx.stages) - 1)].name
     device = describe(ctx.device) + (f", {ctx.threads_note}" if ctx.threads_note else "")
     yield Started(
@@ -217,75 +207,3 @@ def drop_stage(ctx: StageContext, stage: Stage, exc: Exception) -> Generator[Eve
         ckpt.drop_after(ctx.run_dir, ctx.step)  # the abandoned GAN's later checkpoints
     yield ctx.checkpoint(good=False)
     yield plan_event(ctx)
-
-
-def _setup(ctx: StageContext, resume: bool) -> tuple[dict[str, Any] | None, list[tuple[str, str]]]:
-    """Threads, device, the saved state of a resumed run, the photos, the method, the plan.
-
-    Returns the checkpoint payload (None for a fresh start) and (kind, text) warnings to show.
-    """
-    cfg = ctx.config
-    if cfg.threads:
-        # On a shared machine fewer threads than cores can be many times faster: OpenMP
-        # workers that spin-wait on a busy core stall every op (measured 18x at 32 px).
-        torch.set_num_threads(cfg.threads)
-    else:
-        configure_cpu_threads()
-    ctx.device, device_warning = pick_device(cfg.device)
-    if (not cfg.threads and cfg.minutes is not None and ctx.device.type == "cpu"
-            and not distributed.launched()):
-        # --steps runs keep every core: their weights must not depend on a timing.
-        ctx.threads_note = choose_threads(cfg.size)[1]
-    # Under torchrun: join the process group, cuda:LOCAL_RANK; only rank 0 writes the run.
-    ctx.device = distributed.setup(ctx.device, cfg.threads)
-    distributed.check_batch(cfg.batch, "--batch")
-    if not distributed.is_main():
-        ctx.metrics = distributed.NullLog()
-    payload = _resume_payload(ctx) if resume else None
-    if payload is None and ckpt.list_checkpoints(ctx.run_dir):
-        raise InputError(
-            f"{ctx.run_dir} already holds a run; resume it (--resume) or choose a new folder"
-        )
-    if distributed.is_main():
-        ctx.folder.write_config(cfg)
-
-    ctx.reseed(ctx.seed)
-    bad_files: list[str] = []
-    cache = load_folder(cfg.folder, cfg.size, on_bad=lambda b: bad_files.append(f"{b.path}: {b.reason}"))
-    if len(cache) == 0:
-        raise InputError(f"no readable images in {cfg.folder}")
-    ctx.dataset = RandomCropDataset(cache, cfg.size)
-    ctx.method = build_method(cfg, ctx.device)
-    codes_rng = torch.Generator().manual_seed(cfg.seed + 1)
-    ctx.preview_codes = ctx.method.sample_codes(cfg.preview_count, codes_rng)
-    ctx.guard_codes = ctx.method.sample_codes(GUARD_SAMPLES, codes_rng)
-    ctx.stages = plan_stages(cfg)
-    if payload is not None:
-        ctx.restore(payload)
-        ctx.metrics.truncate_after(ctx.step)
-
-    warnings = [("warning", device_warning)] if device_warning else []
-    warnings += [("bad-file", f"skipped {line}") for line in bad_files[:MAX_BAD_FILE_WARNINGS]]
-    if len(bad_files) > MAX_BAD_FILE_WARNINGS:
-        warnings.append(("bad-file", f"skipped {len(bad_files)} unreadable files in all"))
-    warnings += [("warning", text) for text in gate_warnings(cfg)]
-    return payload, warnings
-
-
-def _resume_payload(ctx: StageContext) -> dict[str, Any] | None:
-    saved_path = ctx.folder.config_path
-    if not saved_path.exists():
-        raise InputError(f"nothing to resume in {ctx.run_dir} (no config.json)")
-    try:
-        saved = RunConfig.from_dict(json.loads(saved_path.read_text(encoding="utf-8")))
-    except (ValueError, TypeError) as exc:
-        raise InputError(f"{saved_path} is not a valid run configuration ({exc})") from exc
-    problems = config_mod.resume_mismatch(saved, ctx.config)
-    if problems:
-        raise InputError("cannot resume: the run was trained differently (" + "; ".join(problems) + ")")
-    if distributed.is_main():
-        ckpt.remove_stale_temps(ctx.run_dir)  # half-written files of a killed run
-    found = ckpt.list_checkpoints(ctx.run_dir)
-    if not found:
-        return None  # killed before the first checkpoint: start again from step 0
-    return ckpt.load(found[-1])
