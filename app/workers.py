@@ -91,6 +91,7 @@ class Job:
     """
 
     def __init__(self, fn: Callable[[JobProgress, threading.Event], Any], name: str) -> None:
+        self.name = name
         self.cancel = threading.Event()
         self._gate = threading.Lock()  # a cancel and a start never cross (see ``stop``)
         self.started = threading.Event()
@@ -244,6 +245,7 @@ class JobRunner(QObject):
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._jobs: list[Job] = []
+        self._closed = False
 
     def start(self, fn: Callable[[Any, threading.Event], Any], name: str,
               on_result: Callable[[Any], None] | None = None,
@@ -252,6 +254,9 @@ class JobRunner(QObject):
               on_done: Callable[[], None] | None = None,
               on_note: Callable[[str, str], None] | None = None) -> Job:
         job = Job(fn, name)
+        if self._closed:  # the window is closing: nothing new starts (a late viewer request)
+            job.stop()
+            return job
         for signal, slot in ((job.worker.returned, on_result), (job.signals.crashed, on_error),
                              (job.signals.progress, on_progress), (job.worker.finished, on_done),
                              (job.signals.note, on_note)):
@@ -273,6 +278,7 @@ class JobRunner(QObject):
 
     def shutdown(self, timeout_ms: int = 30_000) -> bool:
         """Cancel every job and wait for it; True when all ended in time."""
+        self._closed = True
         for job in self._jobs:
             job.stop()
         ok = all(job.join(timeout_ms) for job in self._jobs)

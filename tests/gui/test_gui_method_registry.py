@@ -67,5 +67,6 @@ def test_app_trains_latentdir_and_opens_its_run_folder(make_window, tiny_demo_fo
     assert any("training perturbgan first" in t for t in w.log.texts())
     assert w.open_run(str(run)), prompter.errors
     assert w.training.method.currentText() == "latentdir"
-    qtbot.waitUntil(lambda: w.jobs.running() == 0, timeout=30_000)  # its viewer loaded
+    # its viewer loaded: no job running and none waiting to follow (a queued 'done' starts one)
+    qtbot.waitUntil(lambda: w.jobs.running() == 0 and not w.results._busy, timeout=30_000)
     assert w.results.predictor is not None

@@ -203,3 +203,21 @@ def test_a_job_cancelled_while_queued_never_runs(qtbot):
     assert runner.shutdown(timeout_ms=10_000)
     assert pool.waitForDone(10_000)
     assert ran == [] and runner.running() == 0
+
+
+def test_nothing_starts_after_the_jobs_were_shut_down(qtbot):
+    """A viewer request that arrives while the window closes (a queued 'prediction done' asking
+    for the next photo) must not start a job that outlives the window."""
+    import threading
+
+    from PySide6.QtCore import QThreadPool
+
+    from app.workers import JobRunner
+
+    runner = JobRunner()
+    ran: list[str] = []
+    assert runner.shutdown()
+    job = runner.start(lambda progress, cancel: ran.append("ran"), "late")
+    assert QThreadPool.globalInstance().waitForDone(5_000)
+    assert ran == [] and not job.running() and runner.running() == 0
+    assert isinstance(job.cancel, threading.Event) and job.cancel.is_set()
