@@ -138,4 +138,4 @@ def make_window(qtbot, settings, prompter, tmp_path):
         w.close()
         assert w.session is None
         assert session is None or not session.is_running()
-        assert w.jobs.running() == 0
+        assert w.jobs.running() == 0, [j.name for j in w.jobs._jobs if j.running()]
