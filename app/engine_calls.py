@@ -155,9 +155,18 @@ def compare_job(config: Any, torch_threads: int) -> Callable[[Any, threading.Eve
         import torch
 
         from engine.compare import run_compare
-        from engine.events import Failed, Finished, PhaseChanged, Progress, Started, WarningEvent
+        from engine.events import (
+            Failed,
+            Finished,
+            PhaseChanged,
+            Preview,
+            Progress,
+            Started,
+            WarningEvent,
+        )
 
         note = getattr(progress, "note", lambda text, level="info": None)
+        show = getattr(progress, "preview", lambda preview: None)
         seen: list[str] = []
         steps = 1000
         began: dict[str, float] = {}
@@ -186,6 +195,8 @@ def compare_job(config: Any, torch_threads: int) -> Callable[[Any, threading.Eve
                 else:
                     fraction = ev.fraction or 0.0
                 progress(done + int(min(max(fraction, 0.0), 1.0) * steps), total)
+            elif isinstance(ev, Preview):
+                show(ev)  # the method in training, as the Live tab shows a run
             elif isinstance(ev, WarningEvent):
                 note(f"{method}: {ev.message}", "warning")
             elif isinstance(ev, Failed):

@@ -193,6 +193,7 @@ class MainWindow(QMainWindow):
         self.comparison.started.connect(self.compare.show_started)
         self.comparison.progress.connect(self.compare.show_progress)
         self.comparison.note.connect(self.compare.show_note)
+        self.comparison.preview.connect(self.compare.show_preview)
         self.comparison.outcome.connect(self.compare.show_outcome)
         self.comparison.failed.connect(self.compare.show_failure)
         self.comparison.failed.connect(self.report_failure)

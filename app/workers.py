@@ -52,6 +52,7 @@ class JobSignals(QObject):
 
     progress = Signal(int, int)
     note = Signal(str, str)  # text, level
+    preview = Signal(object)  # an engine Preview the job's training made
     crashed = Signal(str, str)  # message, traceback
 
     def __init__(self) -> None:
@@ -81,6 +82,11 @@ class JobProgress:
 
     def note(self, text: str, level: str = "info") -> None:
         self._signals.note.emit(str(text), str(level))
+
+    def preview(self, preview: Any) -> None:
+        """A preview of the training the job runs; the GUI stores it and draws the latest on a
+        timer (``app.preview.PreviewPanel``), so a burst of them costs one redraw."""
+        self._signals.preview.emit(preview)
 
 
 class Job:
@@ -252,14 +258,15 @@ class JobRunner(QObject):
               on_error: Callable[[str, str], None] | None = None,
               on_progress: Callable[[int, int], None] | None = None,
               on_done: Callable[[], None] | None = None,
-              on_note: Callable[[str, str], None] | None = None) -> Job:
+              on_note: Callable[[str, str], None] | None = None,
+              on_preview: Callable[[Any], None] | None = None) -> Job:
         job = Job(fn, name)
         if self._closed:  # the window is closing: nothing new starts (a late viewer request)
             job.stop()
             return job
         for signal, slot in ((job.worker.returned, on_result), (job.signals.crashed, on_error),
                              (job.signals.progress, on_progress), (job.worker.finished, on_done),
-                             (job.signals.note, on_note)):
+                             (job.signals.note, on_note), (job.signals.preview, on_preview)):
             if slot is not None:
                 signal.connect(slot)
         job.worker.finished.connect(self._reap)

@@ -15,6 +15,7 @@ class CompareController(QObject):
     started = Signal(object)  # the engine's CompareConfig
     progress = Signal(int, int)
     note = Signal(str, str)  # text, level
+    preview = Signal(object)  # an engine Preview of the method in training
     outcome = Signal(object)  # engine_calls.CompareOutcome
     failed = Signal(str, str, str)  # title, message, details
     runningChanged = Signal(bool)
@@ -34,7 +35,8 @@ class CompareController(QObject):
         self.job = self.jobs.start(engine_calls.compare_job(config, torch_threads),
                                    "peel-compare", on_result=self._on_result,
                                    on_error=self._on_error, on_progress=self.progress,
-                                   on_done=self._on_done, on_note=self._on_note)
+                                   on_done=self._on_done, on_note=self._on_note,
+                                   on_preview=self.preview)
         self.started.emit(config)
         self.message.emit(f"Comparison started → {config.out}", "info")
         self.runningChanged.emit(True)

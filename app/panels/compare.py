@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
 )
 
 from app import engine_calls
+from app.preview import PreviewPanel
 from engine.describe import clock
 
 SCORES = (("iou", "IoU"), ("miou", "mIoU"), ("accuracy", "accuracy"), ("max_fbeta", "maxF"))
@@ -99,8 +100,12 @@ class ComparePanel(QWidget):
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         header.setStretchLastSection(True)
+        # While a method trains, its previews stand where the report will be (issue #17 item 9).
+        self.preview = PreviewPanel()
+        self.preview.setVisible(False)
         split = self.split = QSplitter(Qt.Orientation.Vertical)
         split.addWidget(self.figure)
+        split.addWidget(self.preview)
         split.addWidget(self.table)
         split.setStretchFactor(0, 1)
         split.setStretchFactor(1, 0)
@@ -146,6 +151,7 @@ class ComparePanel(QWidget):
         self.budget_s = (config.minutes * 60 * len(config.methods)) if config.minutes else None
         self.figure.set_image(None)
         self.figure.placeholder = "The report appears here when every method is done"
+        self._show_training(True)
         self.table.setRowCount(0)
         self.title.setText(f"Comparing {', '.join(config.methods)} on {config.folder} "
                            f"→ {self.out_dir}")
@@ -174,6 +180,18 @@ class ComparePanel(QWidget):
         self.status.setText(text)
 
     @Slot(object)
+    def show_preview(self, preview: Any) -> None:
+        """The method in training's latest preview: stored, drawn on the panel's timer."""
+        self.preview.add(preview)
+
+    def _show_training(self, training: bool) -> None:
+        """The previews while methods train, the report figure otherwise."""
+        if training:
+            self.preview.clear()
+        self.preview.setVisible(training)
+        self.figure.setVisible(not training)
+
+    @Slot(object)
     def show_outcome(self, outcome: engine_calls.CompareOutcome) -> None:
         self.outcome = outcome
         if outcome.report is None:
@@ -198,6 +216,7 @@ class ComparePanel(QWidget):
     def clear(self) -> None:
         """No comparison shown (another photo folder was chosen)."""
         self.out_dir = self.report = self.outcome = None
+        self._show_training(False)
         self.figure.set_image(None)
         self.figure.placeholder = "Compare methods… (Tools menu) trains each method on this folder"
         self.table.setRowCount(0)
@@ -210,6 +229,7 @@ class ComparePanel(QWidget):
         """Show OUT/report.png and the table of OUT/report.json (read when not given)."""
         report = report if report is not None else engine_calls.read_compare_report(out_dir)
         self.out_dir, self.report = out_dir, report
+        self._show_training(False)
         scored = bool(report.get("gt"))
         budget = report.get("budget", {})
         spent = (f"{budget['minutes_per_method']:g} min per method"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -23,13 +24,17 @@ class MetricsLog:
         with open(self.path, "a", encoding="utf-8") as fh:
             fh.write(json.dumps(_clean(record), sort_keys=True) + "\n")
 
-    def truncate_after(self, step: int) -> None:
+    def truncate_after(self, step: int, done_phases: Collection[str] = ()) -> None:
+        """Cut the log back to ``step``. Records of ``done_phases`` (stages finished before the
+        checkpoint) are kept whatever their step: a segmenter fit counts its own steps from the
+        global step it started at, so its records can lie past a later checkpoint's step."""
         if not self.path.exists():
             return
         kept = []
         for line in self.path.read_text(encoding="utf-8").splitlines():
             try:
-                if json.loads(line).get("step", 0) <= step:
+                record = json.loads(line)
+                if record.get("step", 0) <= step or record.get("phase") in done_phases:
                     kept.append(line)
             except json.JSONDecodeError:
                 continue  # a line cut by a kill

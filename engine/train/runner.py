@@ -28,6 +28,7 @@ from engine.errors import InputError, failed_event
 from engine.events import (
     Event,
     Finished,
+    Losses,
     PhaseChanged,
     PlanMade,
     Progress,
@@ -110,7 +111,7 @@ def _execute(ctx: StageContext, resume: bool) -> Generator[Event, None, None]:
         stage = timed(ctx, stage)
         yield PhaseChanged(ctx.step, stage.name)
         try:
-            yield from with_run_eta(ctx, STAGE_KINDS[stage.kind](ctx, stage))
+            yield from with_run_eta(ctx, logging_losses(ctx, stage, STAGE_KINDS[stage.kind](ctx, stage)))
         except Exception as exc:
             if not can_drop(ctx, stage, exc):
                 raise
@@ -134,6 +135,17 @@ def with_run_eta(ctx: StageContext, events: Generator[Event, None, None]) -> Gen
     for ev in events:
         if total is not None and isinstance(ev, Progress):
             ev = replace(ev, run_eta_s=max(0.0, total - ctx.clock.elapsed_s()))
+        yield ev
+
+
+def logging_losses(ctx: StageContext, stage: Stage,
+                   events: Generator[Event, None, None]) -> Generator[Event, None, None]:
+    """A stage's events, the losses of a non-GAN stage (prior, segmenter fits, encoder) also
+    written to ``metrics.jsonl`` (rank 0 only: ``ctx.metrics``), so an opened run plots every
+    stage's curves; the GAN stage logs its own, with its mask statistics (``gan_stage.guard``)."""
+    for ev in events:
+        if stage.kind != "gan" and isinstance(ev, Losses):
+            ctx.metrics.append({"step": ev.step, "phase": ev.phase, **ev.values})
         yield ev
 
 

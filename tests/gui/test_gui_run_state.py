@@ -149,3 +149,25 @@ def test_paused_shows_no_stale_rate_and_a_photo_stage_counts_photos(make_window,
     w.training._apply_progress()
     assert w.training.progress.format() == "bootstrap · 10/40 photos"
     assert w.training.rate_label.text() == "18.10 photos/s · stage ETA 0:04"
+
+
+def test_an_opened_run_shows_the_prior_and_segmenter_curves(make_window, tiny_demo_folder,
+                                                               tmp_path):
+    """Issue #17: an opened run plots every stage's losses, not only the GAN's."""
+    from engine.config import NetConfig, PipelineConfig, RunConfig
+    from engine.train.runner import train
+
+    run = tmp_path / "full-run"
+    cfg = RunConfig(folder=str(tiny_demo_folder), out=str(run), size=32, batch=4, steps=4,
+                    device="cpu", threads=1, log_every=2, preview_every=4, checkpoint_every=2,
+                    preview_count=3, net=NetConfig(g_width=8, d_width=8, z_dim=16),
+                    pipeline=PipelineConfig(segmenter_steps=4, segmenter_batch=4, rounds=0,
+                                            refine_labels=False))
+    list(train(cfg))
+    w = make_window()
+    assert w.open_run(str(run))
+    w.plots._redraw()
+    tabs = w.plots.loss_tabs
+    shown = [tabs.tabText(i) for i in range(tabs.count()) if tabs.isTabVisible(i)]
+    assert shown == ["GrabCut prior losses", "GAN losses", "segmenter losses"]
+    assert any(key.startswith("segmenter:") for key in w.plots.losses)
