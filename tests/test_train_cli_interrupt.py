@@ -22,9 +22,14 @@ def test_first_ctrl_c_writes_a_checkpoint_and_resume_continues(tiny_demo_folder,
                             cwd=Path(__file__).resolve().parents[1], env=env)
     try:
         deadline = time.monotonic() + 120
-        while not (run / "metrics.jsonl").exists() and time.monotonic() < deadline:
-            time.sleep(0.2)  # training has started (the first steps are logged)
-        assert (run / "metrics.jsonl").exists(), "training never started"
+        metrics = run / "metrics.jsonl"
+
+        def stepped() -> bool:  # a step's record, not only the plan (written before step 1)
+            return metrics.exists() and '"phase"' in metrics.read_text(encoding="utf-8")
+
+        while not stepped() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert stepped(), "training never started"
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=120)
     finally:
