@@ -87,3 +87,31 @@ def test_worker_processes_compute_and_edited_photo_is_redone(
     paths[1].write_bytes(paths[2].read_bytes())  # the user replaced a photo: new content, new key
     _, masks = run(grabcut_masks(cache, tmp_path, 60.0, RunControl(), 0, stats))
     assert stats == {"reused": 2, "computed": 1}
+
+
+def test_grabcut_cut_short_leaves_no_work_behind(tmp_path):
+    """A GrabCut pass stopped at its deadline must not go on in the background: the pool was a
+    local of a generator, collected before its manager thread cancelled the queued photos, so
+    every photo was still computed (on the core the training was pinned to) and the process
+    waited for them at exit."""
+    import os
+    import time
+
+    from engine.control import RunControl
+    from engine.data import load_folder
+    from engine.demo import make_demo_folder
+    from engine.segmenter import bootstrap
+
+    make_demo_folder(tmp_path / "photos", count=60, size=96, seed=3)
+    cache = load_folder(str(tmp_path / "photos"), 32)
+    control = RunControl()
+    gen = bootstrap.grabcut_masks(cache, tmp_path / "masks", 0.0, control, 0)
+    control.stop()  # the first finished photo ends the pass
+    try:
+        while True:
+            next(gen)
+    except StopIteration:
+        pass
+    time.sleep(3.0)  # queued photos, had they not been cancelled, would land meanwhile
+    written = len(os.listdir(tmp_path / "masks"))
+    assert written <= 2 * os.cpu_count() + 4, written  # the running ones and the queue's few

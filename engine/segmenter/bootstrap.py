@@ -31,7 +31,7 @@ from engine.segmenter.fit import Sampler, fit_unet
 from engine.segmenter.grabcut_cache import cache_key, compute_one, load_cached
 from engine.segmenter.model import SegmenterLoadError, load_segmenter, save_segmenter
 from engine.segmenter.pairs import filter_pairs
-from engine.worker_pool import background_pool
+from engine.worker_pool import abandon, background_pool
 
 log = logging.getLogger(__name__)
 
@@ -68,11 +68,14 @@ def _run_pool(
     pending: dict[Future, tuple[int, str, str]] = {
         pool.submit(compute_one, (src, dst)): (i, src, dst) for i, src, dst in todo
     }
-    while pending:
-        done, _ = wait(pending, return_when=FIRST_COMPLETED)
-        for fut in done:
-            i, src, dst = pending.pop(fut)
-            yield (i, src, dst, fut.result()[1], len(pending))
+    try:
+        while pending:
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in done:
+                i, src, dst = pending.pop(fut)
+                yield (i, src, dst, fut.result()[1], len(pending))
+    finally:  # cut short (deadline, stop): photos not yet started are not computed
+        abandon(pool, pending)
 
 
 def grabcut_masks(
@@ -160,8 +163,8 @@ def grabcut_masks(
         finally:
             results.close()
             if pool is not None:
-                # Not waiting: photos already handed to workers finish in the background and land
-                # in the cache for a resumed run, while training starts now.
+                # Not waiting: photos already running in a worker finish in the background and
+                # land in the cache for a resumed run, while training starts now.
                 pool.shutdown(wait=False, cancel_futures=True)
     if stats is not None:
         stats.update(reused=reused, computed=computed)

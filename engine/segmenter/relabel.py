@@ -28,7 +28,7 @@ from engine.events import Event, PhaseChanged, Progress, WarningEvent
 from engine.segmenter.grabcut_cache import refine_centre
 from engine.segmenter.infer import predict_soft
 from engine.segmenter.pairs import filter_pairs
-from engine.worker_pool import background_pool
+from engine.worker_pool import abandon, background_pool
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +49,9 @@ def _results(tasks: list[tuple[str, np.ndarray]]) -> Generator[tuple[int, np.nda
             yield i, mask, error
         return
     pool = background_pool()
+    pending: dict[Future, int] = {}
     try:
-        pending: dict[Future, int] = {pool.submit(refine_centre, t): i for i, t in enumerate(tasks)}
+        pending = {pool.submit(refine_centre, t): i for i, t in enumerate(tasks)}
         while pending:
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
             for fut in done:
@@ -58,7 +59,7 @@ def _results(tasks: list[tuple[str, np.ndarray]]) -> Generator[tuple[int, np.nda
                 _, mask, error = fut.result()
                 yield i, mask, error
     finally:
-        pool.shutdown(wait=False, cancel_futures=True)
+        abandon(pool, pending)
 
 
 def refined_labels(
