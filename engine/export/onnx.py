@@ -121,35 +121,14 @@ def export_onnx(
     h_blocks = torch.export.Dim("h_blocks", min=1)
     w_blocks = torch.export.Dim("w_blocks", min=1)
     dynamic = {"image": {0: batch, 2: stride * h_blocks, 3: stride * w_blocks}}
-    try:
-        with _quiet_exporter():
-            program = torch.onnx.export(
-                model,
-                (example,),
-                dynamo=True,
-                external_data=False,
-                input_names=[INPUT_NAME],
-                output_names=[OUTPUT_NAME],
-                dynamic_shapes=dynamic,
-                opset_version=opset,
-                verbose=False,
-            )
-    except Exception as exc:  # the exporter raises many types; the user needs one message
-        raise OnnxExportError(f"torch.onnx.export failed: {exc}") from exc
-    if program is None:
-        raise OnnxExportError("torch.onnx.export returned no program")
-    proto = program.model_proto
-    _inline_check(proto)
-    proto.producer_name = "peel"
-    proto.producer_version = __version__
-    proto.doc_string = (
+    proto = export_proto(
+        model, example,
         f"Peel segmenter ({info.method}, trained on '{meta.source}' at {info.size} px). "
-        "Output is a foreground probability."
+        "Output is a foreground probability.",
+        meta.to_props(),
+        input_names=[INPUT_NAME], output_names=[OUTPUT_NAME], dynamic_shapes=dynamic,
+        opset_version=opset,
     )
-    del proto.metadata_props[:]
-    for key, value in meta.to_props().items():
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = key, value
 
     remove_stale_temps(out_path)  # a kill -9 of an earlier export
     with atomic_path(out_path) as tmp:
@@ -173,6 +152,31 @@ def export_onnx(
         bytes=size_bytes,
         seconds=time.perf_counter() - started,
     )
+
+
+def export_proto(model: torch.nn.Module, example: torch.Tensor, doc: str, props: dict[str, str],
+                 **export_args: object) -> onnx.ModelProto:
+    """``model`` as one self-contained ONNX proto (weights inline) labelled as Peel's: producer,
+    ``doc`` and exactly ``props`` as its metadata. The exporter's many exception types become
+    one ``OnnxExportError`` with a message a user can read."""
+    try:
+        with _quiet_exporter():
+            program = torch.onnx.export(model, (example,), dynamo=True, external_data=False,
+                                        verbose=False, **export_args)
+    except Exception as exc:  # the exporter raises many types; the user needs one message
+        raise OnnxExportError(f"torch.onnx.export failed: {exc}") from exc
+    if program is None:
+        raise OnnxExportError("torch.onnx.export returned no program")
+    proto = program.model_proto
+    _inline_check(proto)
+    proto.producer_name = "peel"
+    proto.producer_version = __version__
+    proto.doc_string = doc
+    del proto.metadata_props[:]
+    for key, value in props.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    return proto
 
 
 @contextlib.contextmanager

@@ -43,9 +43,8 @@ from engine.export.onnx import (
     PARITY_TOLERANCE,
     ExportReport,
     OnnxExportError,
-    _inline_check,
-    _quiet_exporter,
     _source_name,
+    export_proto,
     resolve_segmenter,
 )
 from engine.segmenter.model import NORMALISATION, load_segmenter
@@ -104,30 +103,15 @@ def export_rembg(
     meta = ModelMetadata(size=info.size, stride=net.stride, normalisation=NORMALISATION,
                          method=info.method, source=_source_name(info), version=__version__)
     example = torch.zeros(1, 3, REMBG_SIZE, REMBG_SIZE)
-    try:
-        with _quiet_exporter():
-            program = torch.onnx.export(model, (example,), dynamo=True, external_data=False,
-                                        input_names=["input.1"], output_names=["mask"],
-                                        verbose=False)
-    except Exception as exc:  # the exporter raises many types; the user needs one message
-        raise OnnxExportError(f"torch.onnx.export failed: {exc}") from exc
-    if program is None:
-        raise OnnxExportError("torch.onnx.export returned no program")
-    proto = program.model_proto
-    _inline_check(proto)
-    proto.producer_name = "peel"
-    proto.producer_version = __version__
-    proto.doc_string = (
-        f"Peel segmenter ({info.method}, '{meta.source}', {info.size} px) for rembg's "
-        "u2net_custom session: input 1x3x320x320 ImageNet-normalised RGB, output 1x1x320x320 "
-        "foreground probability."
-    )
-    del proto.metadata_props[:]
     props = {KEY_FORMAT: REMBG_FORMAT, KEY_SIZE: str(info.size), KEY_METHOD: info.method,
              KEY_SOURCE: meta.source, KEY_VERSION: __version__}
-    for key, value in props.items():
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = key, value
+    proto = export_proto(
+        model, example,
+        f"Peel segmenter ({info.method}, '{meta.source}', {info.size} px) for rembg's "
+        "u2net_custom session: input 1x3x320x320 ImageNet-normalised RGB, output 1x1x320x320 "
+        "foreground probability.",
+        props, input_names=["input.1"], output_names=["mask"],
+    )
 
     with atomic_path(out_path) as tmp:
         onnx.save_model(proto, os.fspath(tmp), save_as_external_data=False)
