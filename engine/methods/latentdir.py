@@ -259,10 +259,7 @@ class _Job:
         from engine.segmenter.fit import fit_unet
 
         run = self.run = _resumed_config(self.run, self.out) if resume else self.run
-        if run.threads:
-            torch.set_num_threads(run.threads)
-        else:
-            configure_cpu_threads()
+        configure_cpu_threads(run.threads)
         device, device_warning = pick_device(run.device)
         RunFolder(self.out).write_config(run)
         yield Started(step=0, device=describe(device), method=METHOD,

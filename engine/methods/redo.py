@@ -275,10 +275,7 @@ class _RedoRun:
 
     def execute(self, resume: bool) -> Generator[Event, None, None]:
         cfg = self.config
-        if cfg.threads:
-            torch.set_num_threads(cfg.threads)
-        else:
-            configure_cpu_threads()
+        configure_cpu_threads(cfg.threads)
         self.device, device_warning = pick_device(cfg.device)
         payload = self._resume_payload() if resume else None
         if payload is None and ckpt.list_checkpoints(self.run_dir):

@@ -32,12 +32,7 @@ def setup_run(ctx: StageContext, resume: bool) -> tuple[dict[str, Any] | None, l
     Returns the checkpoint payload (None for a fresh start) and (kind, text) warnings to show.
     """
     cfg = ctx.config
-    if cfg.threads:
-        # On a shared machine fewer threads than cores can be many times faster: OpenMP
-        # workers that spin-wait on a busy core stall every op (measured 18x at 32 px).
-        torch.set_num_threads(cfg.threads)
-    else:
-        configure_cpu_threads()
+    configure_cpu_threads(cfg.threads)
     ctx.device, device_warning = pick_device(cfg.device)
     if (not cfg.threads and cfg.minutes is not None and ctx.device.type == "cpu"
             and not distributed.launched()):
