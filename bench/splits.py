@@ -30,7 +30,9 @@ from engine.atomic import write_text  # noqa: E402
 from engine.demo import STEM_FORMAT  # noqa: E402
 
 SPLITS = ROOT / "bench" / "splits"
-DATA = ROOT.parent / "shared" / "data"
+# The dev data beside the checkout; PEEL_DEV_DATA points elsewhere (a GPU machine gets a copy
+# carried inside the working tree, since only the checkout travels there).
+DATA = Path(os.environ.get("PEEL_DEV_DATA", ROOT.parent / "shared" / "data"))
 DEMO = Path(tempfile.gettempdir()) / "peel-demo0"  # made on demand by ensure_photos
 SEED = 18  # issue 18; changing it changes every held-out score
 

@@ -214,3 +214,29 @@ def test_compare_keeps_each_methods_gan_at_a_short_budget(tmp_path, monkeypatch)
     cfg = CompareConfig(folder=str(tmp_path), gt=None, out=str(tmp_path / "cmp"), minutes=0.5)
     _events_for("perturbgan", cfg, tmp_path / "cmp" / "perturbgan", None, RunControl())
     assert "gan" in [s.kind for s in plan_stages(seen["config"])]
+
+
+def test_a_bootstrap_stage_with_no_time_left_is_not_given_the_default_two_minutes(monkeypatch):
+    """A stage whose share of the time left is 0 s (setup overran a tiny budget) must not fall
+    back to ``pipeline.bootstrap_s``: a 3-second run once trained its prior for 125 s."""
+    import math
+    import types
+
+    from engine.control import RunControl
+    from engine.segmenter import bootstrap
+    from engine.train.segmenter_stages import bootstrap_stage
+
+    seen: list[float] = []
+
+    def fake_prior(cache, run_dir, size, device, budget, control, step0, **kw):
+        seen.append(budget)
+        return None
+        yield  # a generator, as the real one
+
+    monkeypatch.setattr(bootstrap, "bootstrap_prior", fake_prior)
+    ctx = types.SimpleNamespace(
+        config=types.SimpleNamespace(steps=None, size=32, pipeline=PipelineConfig()),
+        dataset=types.SimpleNamespace(cache=None), run_dir=None, device="cpu",
+        control=RunControl(), step=0)
+    list(bootstrap_stage(ctx, Stage("bootstrap", "bootstrap", 0.0, None)))
+    assert seen == [0.0] and not math.isinf(seen[0])

@@ -69,7 +69,9 @@ def choose_pair_source(
 def bootstrap_stage(ctx: StageContext, stage: Stage) -> Generator[Event, None, None]:
     from engine.segmenter.bootstrap import bootstrap_prior
 
-    budget, steps = stage.budget_s or ctx.config.pipeline.bootstrap_s, None
+    # A planned budget of 0 s (the run's time is already spent) is a budget, not "unset".
+    budget = ctx.config.pipeline.bootstrap_s if stage.budget_s is None else stage.budget_s
+    steps = None
     if ctx.config.steps is not None:
         # --steps runs count work, never time, so that they are reproducible and a killed
         # run resumes to the same weights: GrabCut covers a fixed sample of the folder (its
