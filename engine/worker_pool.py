@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Iterable
 from concurrent.futures import Future, ProcessPoolExecutor
+from typing import Any
 
 WORKER_NICENESS = 10
 ORPHAN_POLL_S = 1.0
@@ -84,8 +85,26 @@ def abandon(pool: ProcessPoolExecutor, pending: Iterable[Future]) -> None:
     pool.shutdown(wait=False, cancel_futures=True)
 
 
+_large_decodes: Any = None  # this process's semaphore, created once, never released
+
+
+def _shared_decode_lock(ctx: Any) -> Any:
+    """One semaphore for the process's lifetime, never one per pool.
+
+    A pool's workers start while it runs (spawned on demand, a second or more each) and rebuild
+    the semaphore from its name. A pool abandoned before its workers were up (a short stage, a
+    deadline) was collected with its semaphore, whose name was then unlinked, so every late
+    worker died printing a ``FileNotFoundError`` traceback: 44 of them on a 16-core GPU machine
+    in one check.
+    """
+    global _large_decodes
+    if _large_decodes is None:
+        _large_decodes = ctx.Semaphore(1)
+    return _large_decodes
+
+
 def background_pool(workers: int | None = None) -> ProcessPoolExecutor:
     """Workers share one semaphore for large decodes: N processes, one large photo at a time."""
     ctx = multiprocessing.get_context("spawn")
     return ProcessPoolExecutor(max_workers=max(1, workers or usable_cores()), mp_context=ctx,
-                               initializer=_init_worker, initargs=(ctx.Semaphore(1),))
+                               initializer=_init_worker, initargs=(_shared_decode_lock(ctx),))

@@ -67,3 +67,27 @@ def test_grabcut_workers_exit_when_their_parent_is_killed(tmp_path) -> None:
     while not all(_exited(p) for p in pids) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert all(_exited(p) for p in pids), f"orphaned workers still running: {pids}"
+
+
+def test_a_pool_abandoned_before_its_workers_started_prints_no_tracebacks(tmp_path) -> None:
+    """Late workers rebuilt the shared decode semaphore after the abandoned pool (and with it the
+    semaphore) was collected: each printed a FileNotFoundError traceback (44 on a 16-core box)."""
+    script = tmp_path / "abandon.py"
+    script.write_text(
+        "import gc, os, time\n"
+        "from engine.worker_pool import abandon, background_pool\n"
+        "def main():\n"
+        "    pool = background_pool(3)\n"
+        "    futures = [pool.submit(os.getpid) for _ in range(6)]\n"
+        "    abandon(pool, futures)\n"
+        "    del pool, futures\n"
+        "    gc.collect()\n"
+        "    time.sleep(5)\n"
+        "if __name__ == '__main__':\n"
+        "    main()\n")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = {**os.environ, "PYTHONPATH": root}
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=60, env=env)
+    assert done.returncode == 0
+    assert "Traceback" not in done.stderr, done.stderr[-2000:]
