@@ -70,12 +70,16 @@ def autocast(device: torch.device) -> contextlib.AbstractContextManager[Any]:
 
 
 def prepare_cuda(device: torch.device) -> None:
-    """Let cuDNN time its kernels once per shape: training batches all have one fixed shape.
+    """Leave cuDNN's autotuning off, whatever a host program set.
 
-    This gives up bit-identical GPU runs (README: ``--steps`` reproduces weights on the CPU only).
+    ``cudnn.benchmark`` times every kernel choice once per shape. Measured on an H200
+    (bench/cuda_warmup.py, bench/RESULTS.md 2026-12-04 session 3): with it a 30-step pipeline run
+    took 36.0 s, without it 14.7 s; the prior's first step came after 12.1 s instead of 2.6 s
+    (in a one-minute run that left the prior one step), and the steady rates were no better
+    (GAN 20.7 steps/s without, 25.8 with; segmenter 64 against 59). Peel's nets are small.
     """
     if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
+        torch.backends.cudnn.benchmark = False
 
 
 def to_device(batch: torch.Tensor, device: torch.device) -> torch.Tensor:

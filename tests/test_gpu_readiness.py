@@ -219,3 +219,12 @@ def test_segment_cli_says_the_cpu_runs_when_cuda_was_asked_for(
     assert code == 0
     assert "CUDA was requested" in err and "running on the CPU" in err
     assert "on onnxruntime CPUExecutionProvider" in out
+
+
+def test_cudnn_autotuning_stays_off_on_cuda(monkeypatch: pytest.MonkeyPatch) -> None:
+    """cudnn.benchmark cost a 30-step H200 run 21 s of autotuning for no faster steps."""
+    from engine.device import prepare_cuda
+
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", True)
+    prepare_cuda(torch.device("cuda"))
+    assert torch.backends.cudnn.benchmark is False
