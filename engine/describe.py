@@ -59,11 +59,11 @@ def rate(event: Progress) -> str:
 
 
 def plan_row(row: dict[str, object]) -> str:
-    """``gan 3.5 min``, ``gan to step 20`` or ``segmenter 400 fit steps``."""
+    """``gan 3.5 min``, ``gan to GAN step 20`` or ``segmenter 400 fit steps``."""
     if "minutes" in row:
         return f"{row['stage']} {row['minutes']:g} min"
     if "until_step" in row:
-        return f"{row['stage']} to step {row['until_step']}"
+        return f"{row['stage']} to GAN step {row['until_step']}"
     if "fit_steps" in row:
         photos = f" on up to {row['photos']} photos" if "photos" in row else ""
         return f"{row['stage']} {row['fit_steps']} fit steps{photos}"

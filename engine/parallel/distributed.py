@@ -353,7 +353,7 @@ class NullLog:
     def append(self, record: dict[str, object]) -> None:
         pass
 
-    def truncate_after(self, step: int, done_phases: object = ()) -> None:
+    def truncate_after(self, step: int) -> None:
         pass
 
     def read(self) -> list[dict[str, object]]:
