@@ -117,12 +117,12 @@ def _execute(ctx: StageContext, resume: bool) -> Generator[Event, None, None]:
         except Exception as exc:
             if not can_drop(ctx, stage, exc):
                 raise
+            if stage.kind != "gan":  # a dropped stage is not redone: the count goes on past it
+                ctx.end_stage(reached["step"])
             yield from drop_stage(ctx, stage, exc)
             continue
         if distributed.stop_agreed(ctx.control):
-            # A stage stopped part-way is redone on resume (a GAN stage continues), so a
-            # non-GAN stage's steps do not count yet: the checkpoint keeps its start step.
-            yield ctx.checkpoint(good=False)
+            yield ctx.checkpoint(good=False)  # a non-GAN stage is redone from its start step
             yield Finished(ctx.step, str(ctx.run_dir), stopped=True, summary=ctx.summary())
             return
         if stage.kind != "gan":
