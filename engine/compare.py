@@ -100,8 +100,10 @@ def _events_for(method: str, cfg: CompareConfig, run_dir: Path, gan_run: Path | 
     resume = bool(list_checkpoints(run_dir))  # an interrupted run continues where it stopped
     config = RunConfig(folder=cfg.folder, out=str(run_dir), method=name, size=cfg.size,
                        device=cfg.device, seed=cfg.seed, minutes=cfg.minutes, steps=cfg.steps)
-    section = getattr(config, spec.settings)
     over = dict(cfg.overrides.get(method, {}))
+    # The method's own section may be given whole (a dataclass) or field by field; a whole one
+    # must not be replaced by the default section below.
+    section = over.pop(spec.settings, getattr(config, spec.settings))
     if method == "perturbgan-encoder":
         over["segmenter"] = "encoder"
     if gan_run is not None:

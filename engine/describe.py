@@ -43,10 +43,11 @@ def level(event: Event) -> str:
 
 def where(event: Progress) -> str:
     """The stage and how far it is, without the rate: ``gan · step 120``,
-    ``segmenter · fit step 40/400`` or ``bootstrap · 34/200 photos``."""
+    ``segmenter · fit step 40/400`` (a fit's own count of its total: what a user can compare
+    with the plan) or ``bootstrap · 34/200 photos``."""
     if event.unit != "steps" and event.total is not None:
         return f"{event.phase} · {event.done or 0}/{event.total} {event.unit}"
-    if event.done is not None:  # a fit counting its own steps (the run's step would stand still)
+    if event.done is not None:  # a fit counting its own steps
         total = f"/{event.total}" if event.total is not None else ""
         return f"{event.phase} · fit step {event.done}{total}"
     return f"{event.phase} · step {event.step}"
@@ -59,11 +60,11 @@ def rate(event: Progress) -> str:
 
 
 def plan_row(row: dict[str, object]) -> str:
-    """``gan 3.5 min``, ``gan to step 20`` or ``segmenter 400 fit steps``."""
+    """``gan 3.5 min``, ``gan to GAN step 20`` or ``segmenter 400 fit steps``."""
     if "minutes" in row:
         return f"{row['stage']} {row['minutes']:g} min"
     if "until_step" in row:
-        return f"{row['stage']} to step {row['until_step']}"
+        return f"{row['stage']} to GAN step {row['until_step']}"
     if "fit_steps" in row:
         photos = f" on up to {row['photos']} photos" if "photos" in row else ""
         return f"{row['stage']} {row['fit_steps']} fit steps{photos}"
@@ -95,3 +96,11 @@ def describe(event: Event) -> str:
             without = f" without {', '.join(dropped)} (failed, dropped)" if dropped else ""
             return f"{verb} at step {event.step}{without}; run folder {event.run_dir}"
     return ""
+
+
+def console_line(event: Event) -> str:
+    """The event as one plain console line ("" for events that are drawn rather than read): a
+    warning or an error says so first, as the app's log marks it."""
+    text = describe(event)
+    mark = level(event)
+    return f"{mark}: {text}" if text and mark in ("warning", "error") else text

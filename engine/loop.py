@@ -172,7 +172,8 @@ def run_steps(
     rule). Both may change ``budget.done`` (a restart, a restored checkpoint) and return True when
     they did: the values gathered so far are dropped and, after ``on_report``, ``after_step`` is
     skipped for that step. With ``own_count`` the ``Progress`` also says the stage's own steps
-    (``done`` of ``total``): a fit whose global step stands still is then not shown as frozen.
+    (``done`` of ``total``): a fit shows how far it is through its own steps beside the run's
+    global step.
     Returns the number of steps taken under the budget.
     """
     sums: dict[str, Any] = {}

@@ -7,8 +7,6 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from engine.parallel.distributed import rows
-
 
 def hinge_d(real_scores: torch.Tensor, fake_scores: torch.Tensor) -> torch.Tensor:
     return F.relu(1 - real_scores).mean() + F.relu(1 + fake_scores).mean()
@@ -23,11 +21,18 @@ def wgan_d(real_scores: torch.Tensor, fake_scores: torch.Tensor, drift: float) -
     return fake_scores.mean() - real_scores.mean() + drift * (real_scores**2).mean()
 
 
+def sample_interpolation(n: int, device: torch.device, dtype: torch.dtype,
+                         generator: torch.Generator | None = None) -> torch.Tensor:
+    """WGAN-GP's interpolation weights, (n, 1, 1, 1) uniform in [0, 1) (drawn apart from the
+    penalty, so that the caller decides how: under torchrun, for the whole global batch)."""
+    return torch.rand(n, 1, 1, 1, device=device, dtype=dtype, generator=generator)
+
+
 def gradient_penalty(
-    critic: Callable[[torch.Tensor], torch.Tensor], real: torch.Tensor, fake: torch.Tensor
+    critic: Callable[[torch.Tensor], torch.Tensor], real: torch.Tensor, fake: torch.Tensor,
+    eps: torch.Tensor,
 ) -> torch.Tensor:
-    """WGAN-GP: (||grad critic(x_hat)|| - 1)^2 on random interpolates of real and fake."""
-    eps = rows(real.shape[0], lambda m: torch.rand(m, 1, 1, 1, device=real.device, dtype=real.dtype))
+    """WGAN-GP: (||grad critic(x_hat)|| - 1)^2 on the interpolates ``eps`` of real and fake."""
     x_hat = (eps * real + (1 - eps) * fake).requires_grad_(True)
     scores = critic(x_hat)
     (grad,) = torch.autograd.grad(scores.sum(), x_hat, create_graph=True)

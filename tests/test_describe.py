@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from engine.describe import clock, describe, level, where
-from engine.events import Failed, Finished, PhaseChanged, Progress, Started, WarningEvent
+from engine.describe import clock, console_line, describe, level, where
+from engine.events import Failed, Finished, Losses, PhaseChanged, Progress, Started, WarningEvent
 
 
 def test_photo_stages_count_photos_not_a_frozen_step() -> None:
@@ -29,3 +29,10 @@ def test_step_stages_and_the_other_events() -> None:
                    eta_s=40.0, fraction=0.1, done=40, total=400)
     assert where(fit) == "round-1-segmenter · fit step 40/400"
     assert clock(None) == "–" and clock(59.6) == "1:00"
+
+
+def test_a_console_line_marks_warnings_and_errors_and_skips_drawn_events() -> None:
+    assert console_line(WarningEvent(3, "few photos")) == "warning: few photos"
+    assert console_line(Failed(3, "disk full")) == "error: disk full"
+    assert console_line(PhaseChanged(3, "gan")) == "stage: gan"
+    assert console_line(Losses(3, "gan", {"d": 1.0})) == ""

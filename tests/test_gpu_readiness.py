@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from engine.augment import random_affine
+from engine.augment import affine, sample_affine
 from engine.device import autocast_dtype
 from engine.parallel import distributed
 from engine.runs import checkpoint as ckpt
@@ -100,11 +100,10 @@ def test_bf16_autocast_only_where_the_gpu_runs_it_natively(monkeypatch: pytest.M
 
 def test_affine_warp_is_float32_under_autocast() -> None:
     x = torch.rand(4, 3, 64, 64, generator=torch.Generator().manual_seed(0)) * 2 - 1
-    torch.manual_seed(1)
-    reference = random_affine(x, 0.1, 10, 0.1)
-    torch.manual_seed(1)
+    warp = sample_affine(4, 0.1, 10, 0.1, x.device, torch.Generator().manual_seed(1))
+    reference = affine(x, warp)
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        warped = random_affine(x, 0.1, 10, 0.1)
+        warped = affine(x, warp)
     assert warped.dtype == torch.float32
     assert torch.allclose(warped, reference, atol=1e-5)
 

@@ -60,6 +60,8 @@ def throwaway_project(root: Path, engine_files: dict[str, str]) -> None:
         (root / "engine" / layer / "__init__.py").write_text("")
     (root / "engine" / "config.py").write_text("def check():\n    import engine.methods.registry\n")
     (root / "engine" / "methods" / "registry.py").write_text("")
+    for name in ("augment.py", "losses.py", "segmenter/augment.py"):  # named by a contract
+        (root / "engine" / name).write_text("")
     for name, text in engine_files.items():
         (root / "engine" / name).write_text(text)
     (root / "app").mkdir()

@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from engine.augment import diff_augment, random_affine, shift_images
+from engine.augment import affine, diff_augment, sample_affine, sample_diff_augment, shift_images
 from engine.config import NetConfig, RunConfig
 from engine.losses import background_prior, binarization, min_size_hinge
 from engine.methods import build_method
@@ -73,8 +73,8 @@ def test_shift_is_exact_with_zero_fill():
 
 def test_affine_with_no_perturbation_is_identity_and_augment_keeps_shape():
     x = torch.rand(2, 4, 16, 16)
-    assert torch.allclose(random_affine(x, 0.0, 0.0, 0.0), x, atol=1e-5)
-    y = diff_augment(x[:, :3] * 2 - 1)
+    assert torch.allclose(affine(x, sample_affine(2, 0.0, 0.0, 0.0, x.device)), x, atol=1e-5)
+    y = diff_augment(x[:, :3] * 2 - 1, sample_diff_augment(2, 16, 16, x.device, x.dtype))
     assert y.shape == (2, 3, 16, 16) and not torch.equal(y, x[:, :3] * 2 - 1)
 
 

@@ -187,6 +187,9 @@ def test_compare_can_score_perturbgan_with_its_encoder(tiny_demo_folder: Path, t
     assert row["scores"]["count"] == 12
     payload = torch.load(out / "perturbgan-encoder" / "segmenter.pt", weights_only=True)
     assert payload["kind"] == "encoder" and payload["method"] == "perturbgan"
+    # The overridden section holds: 3 encoder steps, not the default 600 (which took minutes).
+    records = [json.loads(x) for x in (out / "perturbgan-encoder" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["steps"] for r in records if r.get("event") == "encoder"] == [3.0]
 
 
 def test_the_encoder_stage_writes_nothing_on_a_non_main_rank(tmp_path: Path, monkeypatch,

@@ -8,20 +8,26 @@ import numpy as np
 import pytest
 import torch
 
+from engine.config import RedoSettings, RunConfig
 from engine.control import RunControl
 from engine.events import CheckpointSaved, Failed, Finished, Preview, Started, WarningEvent
-from engine.methods.redo import RedoConfig, choose_polarity, train_redo
+from engine.methods.redo import choose_polarity, train_redo_run
 from engine.nets.redo_nets import MaskNet, MaskNetConfig
 from engine.runs.checkpoint import list_checkpoints
 from engine.segmenter.infer import predict_soft
 from engine.segmenter.model import load_segmenter
 
-TINY = {"size": 32, "batch": 3, "mask_width": 4, "gen_width": 4, "critic_width": 4,
-        "log_every": 1, "preview_every": 2, "checkpoint_every": 2, "restart_until": 0}
+TINY = {"mask_width": 4, "gen_width": 4, "critic_width": 4, "restart_until": 0}
 
 
-def _run(config: RedoConfig, **kw) -> list:
-    events = list(train_redo(config, RunControl(), **kw))
+def redo_config(folder: Path, out: Path, steps: int, **own) -> RunConfig:
+    return RunConfig(folder=str(folder), out=str(out), method="redo", size=32, batch=3,
+                     steps=steps, log_every=1, preview_every=2, checkpoint_every=2,
+                     redo=RedoSettings(**{**TINY, **own}))
+
+
+def _run(config: RunConfig, **kw) -> list:
+    events = list(train_redo_run(config, RunControl(), **kw))
     failed = [e for e in events if isinstance(e, Failed)]
     assert not failed, failed[0].traceback
     return events
@@ -29,14 +35,14 @@ def _run(config: RedoConfig, **kw) -> list:
 
 def test_redo_trains_resumes_and_yields_a_segmenter(tiny_demo_folder: Path, tmp_path: Path) -> None:
     run = tmp_path / "run"
-    first = _run(RedoConfig(folder=str(tiny_demo_folder), out=str(run), steps=2, **TINY))
+    first = _run(redo_config(tiny_demo_folder, run, steps=2))
     assert isinstance(first[-1], Finished) and first[-1].step == 2
     assert any(isinstance(e, Preview) for e in first)
     assert [p.name for p in list_checkpoints(run)] == ["step-0000002.pt"]
     payload = torch.load(list_checkpoints(run)[0], weights_only=True)
     assert payload["step"] == 2 and payload["method"] == "redo"
 
-    second = _run(RedoConfig(folder=str(tiny_demo_folder), out=str(run), steps=4, **TINY), resume=True)
+    second = _run(redo_config(tiny_demo_folder, run, steps=4), resume=True)
     started = next(e for e in second if isinstance(e, Started))
     assert started.step == 2  # continues, not from 0
     assert second[-1].step == 4
@@ -51,10 +57,9 @@ def test_redo_trains_resumes_and_yields_a_segmenter(tiny_demo_folder: Path, tmp_
 
 def test_resume_refuses_a_differently_shaped_run(tiny_demo_folder: Path, tmp_path: Path) -> None:
     run = tmp_path / "run"
-    _run(RedoConfig(folder=str(tiny_demo_folder), out=str(run), steps=1, **TINY))
-    other = {**TINY, "mask_width": 8}
-    events = list(train_redo(RedoConfig(folder=str(tiny_demo_folder), out=str(run), steps=2, **other),
-                             resume=True))
+    _run(redo_config(tiny_demo_folder, run, steps=1))
+    events = list(train_redo_run(redo_config(tiny_demo_folder, run, steps=2, mask_width=8),
+                                 resume=True))
     assert isinstance(events[-1], Failed) and "mask_width" in events[-1].error
 
 
@@ -64,8 +69,8 @@ def test_restart_rule_fires_on_an_empty_mask(
     # A mask net that puts everything in the background: region "object" is empty.
     monkeypatch.setattr(MaskNet, "forward", lambda self, x: self.head.bias.view(1, 1, 1, 1) * 0
                         - 20 + 0 * x[:, :1])
-    cfg = RedoConfig(folder=str(tiny_demo_folder), out=str(tmp_path / "run"), steps=2,
-                     **{**TINY, "restart_every": 1, "restart_until": 5, "max_restarts": 2})
+    cfg = redo_config(tiny_demo_folder, tmp_path / "run", steps=2,
+                      restart_every=1, restart_until=5, max_restarts=2)
     events = _run(cfg)
     collapses = [e for e in events if isinstance(e, WarningEvent) and e.kind == "collapse"]
     assert len(collapses) == 3  # two restarts, then "restarts used up"

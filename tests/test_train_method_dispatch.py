@@ -70,13 +70,13 @@ def test_redo_through_train_keeps_threads_and_cadences(tiny_demo_folder, tmp_pat
 
 
 def test_a_redo_run_folder_from_before_the_registry_still_reads_back():
-    """Older ReDO runs saved a flat RedoConfig: its own settings land in the redo section."""
-    from engine.config import RunConfig
-    from engine.methods.redo import RedoConfig, redo_config
+    """Older ReDO runs saved a flat config: its own settings land in the redo section."""
+    from engine.config import RedoSettings, RunConfig
 
-    old = RedoConfig(folder="photos", out="run", size=32, batch=4, steps=5, mask_width=8,
-                     restart_until=0, log_every=3).to_dict()
-    old.pop("threads")  # not in those files
+    old = {"folder": "photos", "out": "run", "size": 32, "batch": 4, "minutes": None, "steps": 5,
+           "device": "auto", "seed": 0, "mask_width": 8, "restart_until": 0, "log_every": 3,
+           "preview_every": 100, "checkpoint_every": 100, "keep_checkpoints": 3,
+           "preview_count": 8, "method": "redo"}
     saved = RunConfig.from_dict(old)
-    assert saved.method == "redo" and saved.redo.mask_width == 8 and saved.log_every == 3
-    assert redo_config(saved) == RedoConfig(**{**old, "threads": None})
+    assert saved.method == "redo" and saved.log_every == 3 and saved.steps == 5
+    assert saved.redo == RedoSettings(mask_width=8, restart_until=0)

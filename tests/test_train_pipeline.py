@@ -25,8 +25,8 @@ def test_pipeline_runs_stages_in_order_and_writes_the_segmenter(tiny_demo_folder
     order = [p for i, p in enumerate(phases) if p not in phases[:i]]
     assert order == ["gan", "segmenter", "round-1-gan", "round-1-segmenter"]
     gan_steps = [e.step for e in events if isinstance(e, Losses) and e.phase.endswith("gan")]
-    assert gan_steps[-1] == 6  # 4 GAN steps + a round of 0.5 x 4
-    assert isinstance(events[-1], Finished) and events[-1].step == 6
+    assert gan_steps[-1] == 8  # 4 GAN steps, 2 fit steps, a round of 0.5 x 4 GAN steps
+    assert isinstance(events[-1], Finished) and events[-1].step == 10  # + the round's 2 fit steps
     model, info = load_segmenter(tmp_path / "run" / "segmenter.pt")
     assert info.size == 32 and info.method == "ilgan"
     assert model(torch.zeros(1, 3, 32, 32)).shape == (1, 1, 32, 32)
@@ -44,7 +44,7 @@ def test_resume_restarts_the_stage_it_was_in(tiny_demo_folder, tmp_path):
     assert isinstance(events[0], Started) and events[0].step == 4 and events[0].phase == "segmenter"
     phases = [e.phase for e in events if isinstance(e, PhaseChanged)]
     assert "gan" not in phases and phases[0] == "segmenter"
-    assert isinstance(events[-1], Finished) and events[-1].step == 6
+    assert isinstance(events[-1], Finished) and events[-1].step == 10
 
 
 def test_no_segmenter_stages_when_disabled(tiny_demo_folder, tmp_path):
@@ -68,5 +68,5 @@ def test_perturbgan_round_reads_its_size_floor_from_the_segmenter(tiny_demo_fold
     assert len(said) == 1 and "12 photos" in said[0]  # only the round has a segmenter
     lines = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     floors = [x for x in lines if x.get("event") == "size_floor"]
-    assert len(floors) == 1 and floors[0]["step"] == 4 and floors[0]["photos"] == 12
+    assert len(floors) == 1 and floors[0]["step"] == 6 and floors[0]["photos"] == 12  # 4 GAN + 2 fit
     assert LOWEST <= floors[0]["value"] <= cfg.perturbgan.eta

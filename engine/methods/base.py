@@ -10,13 +10,14 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from torch import nn
 
+from engine.augment import diff_augment, sample_diff_augment
 from engine.compose import composite
 from engine.config import RunConfig
 from engine.device import autocast as device_autocast
@@ -27,6 +28,7 @@ from engine.nets.generator import BackgroundGenerator, ForegroundGenerator
 from engine.parallel import distributed
 
 CHANNELS_LAST = torch.channels_last
+Drawn = TypeVar("Drawn")
 
 
 @dataclass
@@ -103,6 +105,18 @@ class LayeredGan:
         if generator is not None:
             return torch.randn(n, self.code_dim, generator=generator).to(self.device)
         return distributed.rows(n, lambda m: torch.randn(m, self.code_dim)).to(self.device)
+
+    def draw(self, n: int, sample: Callable[[int], Drawn]) -> Drawn:
+        """``sample(m)``'s random draws (an augmentation's parameters) for this process's ``n``
+        rows: under torchrun drawn for the global batch, so each sample gets the same numbers at
+        any process count (the tensor functions in ``engine.augment`` / ``engine.losses`` only
+        apply what they are given)."""
+        return distributed.rows(n, sample)
+
+    def diff_augment(self, x: torch.Tensor) -> torch.Tensor:
+        """DiffAugment with fresh parameters for ``x`` (real or fake, D or G step)."""
+        n, _, h, w = x.shape
+        return diff_augment(x, self.draw(n, lambda m: sample_diff_augment(m, h, w, x.device, x.dtype)))
 
     def autocast(self) -> contextlib.AbstractContextManager[Any]:
         """bf16 autocast on CUDA when supported (no GradScaler needed); full precision otherwise."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from engine.augment import diff_augment, random_affine
+from engine.augment import affine, sample_affine
 from engine.compose import composite
 from engine.losses import (
     binarization,
@@ -52,14 +52,16 @@ class IlGan(LayeredGan):
         k = self.config.ilgan
         codes = self.sample_codes(n)
         b, f, m = self.layers(codes)
-        fm = random_affine(torch.cat([f, m.to(f.dtype)], 1), k.max_shift, k.max_rotate_deg, k.max_scale)
+        warp = self.draw(n, lambda rows: sample_affine(
+            rows, k.max_shift, k.max_rotate_deg, k.max_scale, self.device))
+        fm = affine(torch.cat([f, m.to(f.dtype)], 1), warp)
         f_p, m_p = fm[:, :3], fm[:, 3:4]
         return {"c": codes[:, self.z_dim :], "b": b, "m": m, "m_p": m_p,
                 "fake": composite(b, f_p, m_p)}
 
     def d_loss(self, real: torch.Tensor, fake: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        real_scores, _ = self.disc(diff_augment(real))
-        fake_scores, feats = self.disc(diff_augment(fake["fake"].detach()))
+        real_scores, _ = self.disc(self.diff_augment(real))
+        fake_scores, feats = self.disc(self.diff_augment(fake["fake"].detach()))
         adv = hinge_d(real_scores, fake_scores)
         mi = code_regression(self.d_extra["head_x"](feats), fake["c"])
         return {"d_total": adv + self.mi_weight() * mi, "d_adv": adv, "mi_x_d": mi}
@@ -67,7 +69,7 @@ class IlGan(LayeredGan):
     def g_loss(self, fake: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         k = self.config.ilgan
         c, b, m, m_p = fake["c"], fake["b"], fake["m"], fake["m_p"]
-        scores, feats = self.disc(diff_augment(fake["fake"]))
+        scores, feats = self.disc(self.diff_augment(fake["fake"]))
         adv = hinge_g(scores)
         mi_x = code_regression(self.d_extra["head_x"](feats), c)
         mi_m = code_regression(self.g_extra["head_m"](m_p), c)

@@ -26,7 +26,6 @@ import logging
 import math
 import random
 from collections.abc import Generator, Iterator
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +36,7 @@ import torch.nn.functional as F
 
 from engine.atomic import write_with
 from engine.compose import composite
-from engine.config import RunConfig
+from engine.config import LatentDirSettings, RunConfig
 from engine.control import RunControl
 from engine.data import to_uint8
 from engine.device import configure_cpu_threads, describe, pick_device
@@ -68,40 +67,6 @@ DIRECTION_SHARE = 0.3
 
 class LatentDirError(Exception):
     """A failure with a message meant for the user."""
-
-
-@dataclass(frozen=True)
-class LatentDirConfig:
-    """``generator_run``: a finished ilgan/perturbgan run folder whose generator is reused."""
-
-    generator_run: str
-    out: str
-    minutes: float | None = None
-    steps: int | None = None  # UNet fit steps in steps mode
-    direction_steps: int = 300  # per direction, steps mode (paper: 1000 on a GPU)
-    batch: int = 16
-    lam: float = 5.0
-    epsilon_scale: float = 0.5
-    lr: float = 0.05
-    max_coverage: float = 0.5
-    min_component_share: float = 0.2
-    min_change: float = 0.05  # mean |gray_l − gray_d| below this: the shift did nothing
-    segmenter_batch: int = 32
-    device: str = "auto"
-    seed: int = 0
-    preview_count: int = 8
-    method: str = METHOD
-
-    def __post_init__(self) -> None:
-        if (self.minutes is None) == (self.steps is None):
-            raise ValueError("give exactly one of minutes or steps")
-        if self.minutes is not None and self.minutes <= 0:
-            raise ValueError("minutes must be positive")
-        if self.steps is not None and self.steps < 1:
-            raise ValueError("steps must be at least 1")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 # -- the pieces (pure functions, tested on their own) -------------------------------------------
@@ -176,7 +141,7 @@ def refine_mask(mask: np.ndarray, min_share: float) -> np.ndarray:
 
 
 def refine_pairs(
-    images: torch.Tensor, masks: torch.Tensor, change: torch.Tensor, config: LatentDirConfig
+    images: torch.Tensor, masks: torch.Tensor, change: torch.Tensor, config: LatentDirSettings
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The paper's three refinements, then the shared filter against empty/odd masks."""
     from engine.segmenter.pairs import filter_pairs
@@ -214,16 +179,12 @@ GENERATOR_DIR = "generator"  # where a run without --generator trains its layere
 GENERATOR_SHARE = 0.5  # of --minutes, for that GAN
 
 
-def latentdir_config(run: RunConfig, generator_run: str) -> LatentDirConfig:
-    """The flat job config of a run: the ``latentdir`` section plus the run's shared fields."""
-    section = asdict(run.latentdir)
-    section.pop("generator")
-    minutes = run.minutes
-    if minutes is not None and run.latentdir.generator is None:
-        minutes *= 1 - GENERATOR_SHARE
-    return LatentDirConfig(generator_run=generator_run, out=run.out, minutes=minutes,
-                           steps=run.steps, device=run.device, seed=run.seed,
-                           preview_count=run.preview_count, **section)
+def search_minutes(run: RunConfig) -> float | None:
+    """The minutes of the direction search and the fit: all of ``--minutes``, or what the
+    generator's training leaves when the run trains its own."""
+    if run.minutes is not None and run.latentdir.generator is None:
+        return run.minutes * (1 - GENERATOR_SHARE)
+    return run.minutes
 
 
 def train_latentdir(config: RunConfig, control: RunControl, resume: bool) -> Iterator[Event]:
@@ -272,22 +233,23 @@ class _Job:
             generator = yield from self._train_generator(resume)
             if generator is None:
                 return
-        cfg = self.config = latentdir_config(run, generator)
-        torch.manual_seed(cfg.seed)
-        np.random.seed(cfg.seed)
-        random.seed(cfg.seed)
-        method, info = load_generator(cfg.generator_run, device)
+        own = self.own = run.latentdir
+        torch.manual_seed(run.seed)
+        np.random.seed(run.seed)
+        random.seed(run.seed)
+        method, info = load_generator(generator, device)
         self.method, self.info = method, info
         dim = method.code_dim
-        self.eps = cfg.epsilon_scale * math.sqrt(dim)
+        self.eps = own.epsilon_scale * math.sqrt(dim)
         yield WarningEvent(self.step, f"reusing the generator of {info['generator_run']} "
                            f"({info['generator_method']}, step {info['generator_step']}); "
                            "no GAN is trained", kind="info")
 
-        total_s = cfg.minutes * 60 if cfg.minutes is not None else None
+        minutes = search_minutes(run)
+        total_s = minutes * 60 if minutes is not None else None
         dir_budget = total_s * DIRECTION_SHARE / 2 if total_s is not None else None
         directions = {}
-        for name, lam in (("light", cfg.lam), ("dark", -cfg.lam)):
+        for name, lam in (("light", own.lam), ("dark", -own.lam)):
             v = yield from self._find(name, lam, dir_budget)
             directions[name] = v
             if self.control.stop_requested:
@@ -303,8 +265,9 @@ class _Job:
                                "refinement; the segmenter trains on unrefined masks where needed")
 
         seg_budget = total_s * (1 - DIRECTION_SHARE) if total_s is not None else None
-        unet = yield from fit_unet(self._sampler(), UNet(), device, seg_budget, cfg.steps,
-                                   cfg.segmenter_batch, self.control, "segmenter", self.step)
+        unet = yield from self._counted(fit_unet(
+            self._sampler(), UNet(), device, seg_budget, run.steps, own.segmenter_batch,
+            self.control, "segmenter", self.step))
         if self.control.stop_requested:
             yield Finished(self.step, str(self.out), stopped=True, summary={"method": METHOD})
             return
@@ -351,37 +314,48 @@ class _Job:
                 return None
         return None
 
+    def _counted(self, events: Generator[Event, None, Any]) -> Generator[Event, None, Any]:
+        """A fit's events, ``self.step`` following the global step it reports (it counts on from
+        the step it started at), so what comes after it numbers on from there."""
+        while True:
+            try:
+                ev = next(events)
+            except StopIteration as done:
+                return done.value
+            self.step = max(self.step, ev.step)
+            yield ev
+
     def _find(self, name: str, lam: float, budget_s: float | None) -> Generator[Event, None, torch.Tensor]:
         """Adam on an unconstrained vector, used through its unit direction."""
-        cfg, method = self.config, self.method
+        run, own, method = self.run, self.own, self.method
         phase = f"direction-{name}"
         yield PhaseChanged(self.step, phase, f"searching the object-{name}er latent direction")
-        gen = torch.Generator().manual_seed(cfg.seed + (1 if lam > 0 else 2))
+        gen = torch.Generator().manual_seed(run.seed + (1 if lam > 0 else 2))
         v = torch.randn(method.code_dim, generator=gen).to(method.device).requires_grad_(True)
-        opt = torch.optim.Adam([v], lr=cfg.lr)
+        opt = torch.optim.Adam([v], lr=own.lr)
 
         def step(frac: float) -> dict[str, float]:
-            codes = method.sample_codes(cfg.batch)
+            codes = method.sample_codes(own.batch)
             loss, parts = direction_loss(method, codes, v, self.eps, lam)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             return {"loss": float(loss.detach()), **parts}
 
-        steps = None if budget_s is not None else cfg.direction_steps
+        steps = None if budget_s is not None else own.direction_steps
         self.step += yield from run_steps(step, Budget(budget_s, steps), self.control, phase,
                                           self.step)
         return (v / v.norm()).detach()
 
     def _sampler(self) -> Any:
-        cfg, method = self.config, self.method
+        own, method = self.own, self.method
 
         def sample(n: int) -> tuple[torch.Tensor, torch.Tensor]:
             images, masks, got = [], [], 0
             for _ in range(8):
                 img, mask, change = direction_masks(method, method.sample_codes(2 * n),
                                                     self.v_light, self.v_dark, self.eps)
-                img, mask = refine_pairs(img, mask, change, cfg)
+                img, mask = refine_pairs(img, mask, change, own)
                 images.append(img)
                 masks.append(mask)
                 got += len(img)
@@ -397,15 +371,15 @@ class _Job:
         return sample
 
     def _keep_rate(self, n: int = 64) -> float:
-        codes = self.method.sample_codes(n, torch.Generator().manual_seed(self.config.seed + 3))
+        codes = self.method.sample_codes(n, torch.Generator().manual_seed(self.run.seed + 3))
         img, mask, change = direction_masks(self.method, codes, self.v_light, self.v_dark, self.eps)
-        kept, _ = refine_pairs(img, mask, change, self.config)
+        kept, _ = refine_pairs(img, mask, change, self.own)
         return len(kept) / n
 
     def _preview(self) -> Preview:
         """Rows: G(z + εv_dark), G(z + εv_light), mask, G(z)."""
-        method, n = self.method, self.config.preview_count
-        codes = method.sample_codes(n, torch.Generator().manual_seed(self.config.seed + 4))
+        method, n = self.method, self.run.preview_count
+        codes = method.sample_codes(n, torch.Generator().manual_seed(self.run.seed + 4))
         image, mask, _ = direction_masks(method, codes, self.v_light, self.v_dark, self.eps)
         arrays = {
             "background": to_uint8(method.sample(codes + self.eps * self.v_dark).composite),

@@ -10,9 +10,16 @@ from __future__ import annotations
 
 import torch
 
-from engine.augment import contrast_jitter, diff_augment, random_shift
+from engine.augment import contrast, sample_contrast, sample_shift, shift
 from engine.compose import composite
-from engine.losses import binarization, gradient_penalty, max_size_hinge, min_size_hinge, wgan_d
+from engine.losses import (
+    binarization,
+    gradient_penalty,
+    max_size_hinge,
+    min_size_hinge,
+    sample_interpolation,
+    wgan_d,
+)
 from engine.methods.base import LayeredGan
 
 
@@ -28,25 +35,31 @@ class PerturbGan(LayeredGan):
     def make_fake(self, n: int) -> dict[str, torch.Tensor]:
         k = self.config.perturbgan
         b, f, m = self.layers(self.sample_codes(n))
-        b_j = contrast_jitter(b, k.contrast_low, k.contrast_high)
-        fm = random_shift(torch.cat([f, m.to(f.dtype)], 1), k.max_shift)
+        jitter = self.draw(n, lambda rows: sample_contrast(
+            rows, k.contrast_low, k.contrast_high, b.device, b.dtype))
+        b_j = contrast(b, jitter)
+        side = min(f.shape[-2:])
+        moved = self.draw(n, lambda rows: sample_shift(rows, side, k.max_shift, f.device))
+        fm = shift(torch.cat([f, m.to(f.dtype)], 1), moved)
         return {"b": b, "m": m, "m_p": fm[:, 3:4], "fake": composite(b_j, fm[:, :3], fm[:, 3:4])}
 
     def d_loss(self, real: torch.Tensor, fake: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         k = self.config.perturbgan
-        real_a, fake_a = diff_augment(real), diff_augment(fake["fake"].detach())
+        real_a, fake_a = self.diff_augment(real), self.diff_augment(fake["fake"].detach())
         real_scores, _ = self.disc(real_a)
         fake_scores, _ = self.disc(fake_a)
         adv = wgan_d(real_scores, fake_scores, k.drift)
         # The penalty's double backward is kept in float32: bf16 gradients of gradients are noisy.
         with torch.autocast(self.device.type, enabled=False):
-            gp = gradient_penalty(lambda x: self.disc(x)[0], real_a.float(), fake_a.float())
+            eps = self.draw(real_a.shape[0], lambda rows: sample_interpolation(
+                rows, real_a.device, torch.float32))
+            gp = gradient_penalty(lambda x: self.disc(x)[0], real_a.float(), fake_a.float(), eps)
         return {"d_total": adv + k.gp_weight * gp, "d_adv": adv, "gp": gp}
 
     def g_loss(self, fake: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         k = self.config.perturbgan
         b, m = fake["b"], fake["m"]
-        scores, _ = self.disc(diff_augment(fake["fake"]))
+        scores, _ = self.disc(self.diff_augment(fake["fake"]))
         adv = -scores.mean()
         eta = self.size_floor if self.size_floor is not None else k.eta
         size = min_size_hinge(m, eta) + max_size_hinge(m, k.max_coverage)

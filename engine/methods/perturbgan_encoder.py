@@ -69,19 +69,22 @@ class _StageLike(Protocol):
     kind: str
     budget_s: float | None
     end_step: int | None
+    fit_steps: int | None
 
 
 def add_encoder_stage(config: RunConfig, stages: list[Any]) -> list[Any]:
     """The runner's stage plan with the encoder stage appended (unchanged when not enabled).
 
     In ``--minutes`` mode the encoder gets ``encoder.fraction`` of the budget and every other
-    stage is scaled down to make room; in ``--steps`` mode it runs ``encoder.steps`` steps.
+    stage is scaled down to make room; in ``--steps`` mode it runs ``encoder.steps`` steps
+    (its ``fit_steps``: the runner advances the run's global step by them).
     """
     if not enabled(config) or not stages:
         return stages
     frac = min(max(config.perturbgan.encoder.fraction, 0.0), 0.9)
     if config.minutes is None:
-        extra = replace(stages[-1], name=STAGE_NAME, kind=STAGE_KIND, budget_s=None, end_step=None)
+        extra = replace(stages[-1], name=STAGE_NAME, kind=STAGE_KIND, budget_s=None, end_step=None,
+                        fit_steps=config.perturbgan.encoder.steps)
         return [*stages, extra]
     total = config.minutes * 60
     scaled = [replace(s, budget_s=None if s.budget_s is None else s.budget_s * (1 - frac)) for s in stages]
@@ -98,7 +101,7 @@ def encoder_stage(run: Any, stage: _StageLike) -> Generator[Event, None, None]:
     """
     cfg: RunConfig = run.config
     enc = cfg.perturbgan.encoder
-    steps = None if stage.budget_s is not None else enc.steps
+    steps = None if stage.budget_s is not None else stage.fit_steps
     rng = np.random.default_rng(run.seed + 17)
     seg, summary = yield from train_encoder(
         run.method, real_batches(run.dataset.cache, cfg.size, rng), enc, run.device,

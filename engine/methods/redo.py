@@ -17,7 +17,7 @@ Departures from the paper (each measured or forced by the CPU; bench/RESULTS.md,
   prior the latent-direction method uses). The paper picked the permutation with ground truth.
 
 Entry point (the method registry's): ``train_redo_run(RunConfig(method="redo", ...), control,
-resume)``; ``train_redo(RedoConfig(...))`` runs the flat config it is translated to.
+resume)``; ReDO's own settings are the config's ``redo`` section (``engine.config.RedoSettings``).
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ import logging
 import math
 import random
 from collections.abc import Generator, Iterator
-from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +34,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from engine.atomic import write_json
-from engine.config import RunConfig, check_run_shape
+from engine.config import RunConfig, resume_mismatch
 from engine.control import RunControl
 from engine.data import RandomCropDataset, load_folder, to_tensor, to_uint8
 from engine.device import configure_cpu_threads, describe, pick_device
@@ -70,71 +68,17 @@ class RedoError(Exception):
     """A failure with a message meant for the user."""
 
 
-@dataclass(frozen=True)
-class RedoConfig:
-    """One ReDO run. Plain data, saved as ``config.json`` (``method`` is always "redo")."""
-
-    folder: str
-    out: str
-    size: int = 64
-    batch: int = 16
-    minutes: float | None = None
-    steps: int | None = None
-    device: str = "auto"
-    threads: int | None = None  # CPU threads for torch; None = every core
-    seed: int = 0
-    z_dim: int = 32
-    mask_width: int = 16
-    gen_width: int = 16
-    critic_width: int = 16
-    lambda_z: float = 5.0  # paper: λz = 5 / (n · |z|); this is the numerator
-    lr: float = 1e-4
-    lr_mask: float = 1e-5
-    mask_weight_decay: float = 1e-4
-    beta1: float = 0.0
-    beta2: float = 0.9
-    init_gain: float = 0.8
-    restart_every: int = 100
-    restart_until: int = 1500
-    min_region: float = 0.1
-    max_restarts: int = 5
-    log_every: int = 10
-    preview_every: int = 100
-    checkpoint_every: int = 100
-    keep_checkpoints: int = 3
-    preview_count: int = 8
-    method: str = METHOD
-
-    def __post_init__(self) -> None:
-        if self.method != METHOD:
-            raise ValueError(f"RedoConfig.method is always {METHOD!r}")
-        check_run_shape(self.size, self.batch, self.minutes, self.steps)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> RedoConfig:
-        if not isinstance(data, dict):
-            raise ValueError(f"expected a JSON object, found {type(data).__name__}")
-        return cls(**data)
-
-
-# Fields a resumed run must share with the saved one (they shape the weights).
-RESUME_LOCKED = ("size", "z_dim", "mask_width", "gen_width", "critic_width")
-
-
 class Redo:
     """The five networks and their optimisers; one ``step`` is one D update and one G update."""
 
-    def __init__(self, config: RedoConfig, device: torch.device) -> None:
-        self.config = config
+    def __init__(self, config: RunConfig, device: torch.device) -> None:
+        self.config = config.redo
         self.device = device
-        c = config
+        c = config.redo
         self.mask_net = MaskNet(MaskNetConfig(width=c.mask_width))
         self.gens = torch.nn.ModuleList(RegionGenerator(c.z_dim, c.gen_width) for _ in range(REGIONS))
-        self.disc = Critic(c.size, 1, c.critic_width)
-        self.delta = Critic(c.size, REGIONS * c.z_dim, c.critic_width)
+        self.disc = Critic(config.size, 1, c.critic_width)
+        self.delta = Critic(config.size, REGIONS * c.z_dim, c.critic_width)
         for net in self._nets().values():
             orthogonal_init(net, c.init_gain)
             net.to(device, memory_format=torch.channels_last)
@@ -231,29 +175,16 @@ def choose_polarity(mask: torch.Tensor) -> float:
     return 1.0 if float(m[border].mean()) <= float(m[~border].mean()) else -1.0
 
 
-def redo_config(run: RunConfig) -> RedoConfig:
-    """The flat ReDO config of a run: every shared field of ``run`` carried over (threads and the
-    logging / preview / checkpoint cadences included), plus the ``redo`` section."""
-    shared = {f.name for f in fields(RedoConfig)} - {"method"}
-    values = {k: v for k, v in asdict(run).items() if k in shared}
-    return RedoConfig(**values, **asdict(run.redo))
-
-
-def train_redo_run(config: RunConfig, control: RunControl, resume: bool) -> Iterator[Event]:
-    """The registry's entry: train ReDO as ``config`` says; config.json is the RunConfig."""
-    yield from train_redo(redo_config(config), control, resume=resume, saved=config.to_dict())
-
-
-def train_redo(
-    config: RedoConfig, control: RunControl | None = None, *, resume: bool = False,
-    saved: dict[str, Any] | None = None,
+def train_redo_run(
+    config: RunConfig, control: RunControl | None = None, resume: bool = False
 ) -> Iterator[Event]:
-    """Train ReDO on ``config.folder`` into ``config.out``; yields events, never raises.
+    """Train ReDO on ``config.folder`` into ``config.out`` (the registry's entry; its own settings
+    are ``config.redo``); yields events, never raises.
 
-    Writes config.json, metrics.jsonl, previews/, checkpoints/ (runner format, kind "peel-run")
-    and, when the budget is spent, segmenter.pt (the mask net, kind "redo").
+    Writes config.json (the RunConfig), metrics.jsonl, previews/, checkpoints/ and, when the
+    budget is spent, segmenter.pt (the mask net, kind "redo").
     """
-    run = _RedoRun(config, control or RunControl(), saved or config.to_dict())
+    run = _RedoRun(config, control or RunControl())
     try:
         yield from run.execute(resume)
     except Exception as exc:
@@ -261,10 +192,9 @@ def train_redo(
 
 
 class _RedoRun:
-    def __init__(self, config: RedoConfig, control: RunControl, saved: dict[str, Any]) -> None:
+    def __init__(self, config: RunConfig, control: RunControl) -> None:
         self.config = config
         self.control = control
-        self.saved = saved  # what config.json holds
         self.run_dir = Path(config.out)
         self.metrics = MetricsLog(self.run_dir / "metrics.jsonl")
         self.step = 0
@@ -280,7 +210,7 @@ class _RedoRun:
         payload = self._resume_payload() if resume else None
         if payload is None and ckpt.list_checkpoints(self.run_dir):
             raise InputError(f"{self.run_dir} already holds a run; resume it or choose a new folder")
-        write_json(self.run_dir / "config.json", self.saved)
+        RunFolder(self.run_dir).write_config(cfg)
         bad: list[str] = []
         cache = load_folder(cfg.folder, cfg.size, on_bad=lambda b: bad.append(f"{b.path}: {b.reason}"))
         if len(cache) == 0:
@@ -295,7 +225,7 @@ class _RedoRun:
             self.restarts, self.seed = int(payload["restarts"]), int(payload["seed"])
             self.metrics.truncate_after(self.step)
         yield Started(step=self.step, device=describe(self.device), method=METHOD, phase=METHOD,
-                      config=self.saved, total_steps=cfg.steps)
+                      config=cfg.to_dict(), total_steps=cfg.steps)
         if device_warning:
             yield WarningEvent(self.step, device_warning)
         for line in bad[:10]:
@@ -325,21 +255,18 @@ class _RedoRun:
         random.seed(seed)
         self.data_rng = np.random.default_rng(seed)
         self.model = Redo(self.config, self.device)
-        self.preview_z = torch.randn(self.config.preview_count, self.config.z_dim,
+        self.preview_z = torch.randn(self.config.preview_count, self.config.redo.z_dim,
                                      generator=torch.Generator().manual_seed(self.config.seed + 1))
 
     def _resume_payload(self) -> dict[str, Any] | None:
         saved_path = self.run_dir / "config.json"
         if not saved_path.exists():
             raise InputError(f"nothing to resume in {self.run_dir} (no config.json)")
-        try:
-            data = json.loads(saved_path.read_text(encoding="utf-8"))
-            saved = (redo_config(RunConfig.from_dict(data)) if "pipeline" in data
-                     else RedoConfig.from_dict(data))
+        try:  # RunConfig.from_dict also reads the flat config of a ReDO run from before
+            saved = RunConfig.from_dict(json.loads(saved_path.read_text(encoding="utf-8")))
         except (ValueError, TypeError) as exc:
             raise InputError(f"{saved_path} is not a ReDO run configuration ({exc})") from exc
-        diff = [f"{k}: run has {getattr(saved, k)}, asked for {getattr(self.config, k)}"
-                for k in RESUME_LOCKED if getattr(saved, k) != getattr(self.config, k)]
+        diff = resume_mismatch(saved, self.config)
         if diff:
             raise InputError("cannot resume: the run was trained differently (" + "; ".join(diff) + ")")
         found = ckpt.list_checkpoints(self.run_dir)
@@ -365,7 +292,7 @@ class _RedoRun:
 
         def after_step(step: int) -> Generator[Event, None, bool]:
             self.step, self.elapsed = step, budget.elapsed_s
-            if step % cfg.restart_every == 0 and step <= cfg.restart_until:
+            if step % cfg.redo.restart_every == 0 and step <= cfg.redo.restart_until:
                 restarted = yield from self._collapse_rule()
                 if restarted:  # everything starts again from step 0; the clock runs on
                     budget.done = self.step
@@ -390,16 +317,16 @@ class _RedoRun:
 
     def _collapse_rule(self) -> Generator[Event, None, bool]:
         """The paper's restart rule: one region nearly empty early on -> start again, new seed."""
-        cfg = self.config
+        cfg, own = self.config, self.config.redo
         balance = region_balance(self._fixed_masks())
-        if balance >= cfg.min_region:
+        if balance >= own.min_region:
             return False
-        if self.restarts >= cfg.max_restarts:
+        if self.restarts >= own.max_restarts:
             if self.gave_up:
                 return False
             self.gave_up = True
             yield WarningEvent(self.step, f"one region covers {balance:.1%} of the photos at step "
-                               f"{self.step}, but the {cfg.max_restarts} restarts are used up; "
+                               f"{self.step}, but the {own.max_restarts} restarts are used up; "
                                "continuing", kind="collapse")
             return False
         self.restarts += 1
@@ -409,7 +336,7 @@ class _RedoRun:
         self.step = 0
         message = (f"collapse at step {old}: one region covers only {balance:.1%} of the photos; "
                    f"re-initialised everything with seed {self.seed} "
-                   f"(restart {self.restarts} of {cfg.max_restarts})")
+                   f"(restart {self.restarts} of {own.max_restarts})")
         log.warning(message)
         self.metrics.append({"step": 0, "event": "restart", "from_step": old, "balance": balance})
         yield WarningEvent(self.step, message, kind="collapse")

@@ -38,11 +38,13 @@ collapse recovery, which read checkpoints back).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime
 import logging
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import torch
 import torch.distributed as dist
@@ -168,16 +170,29 @@ def sharded_draws() -> Iterator[None]:
         _sharded_draws = before
 
 
-def rows(n: int, draw: Callable[[int], torch.Tensor]) -> torch.Tensor:
-    """``draw(n)`` (a per-sample random tensor, first dimension n), the same for any world size.
+Drawn = TypeVar("Drawn")
+
+
+def rows(n: int, draw: Callable[[int], Drawn]) -> Drawn:
+    """``draw(n)`` (per-sample random draws: a tensor of first dimension n, or a dataclass of
+    such tensors, such as an augmentation's parameters), the same for any world size.
 
     Single process, or outside ``sharded_draws``: exactly ``draw(n)``. Inside a GAN step under
-    torchrun: ``draw(n * world)`` on every rank, this rank's n rows of it.
+    torchrun: ``draw(n * world)`` on every rank, this rank's n rows of every tensor in it.
     """
     if not _sharded_draws:
         return draw(n)
     r = _world.rank
-    return draw(n * _world.size)[r * n : (r + 1) * n]
+    return _take_rows(draw(n * _world.size), slice(r * n, (r + 1) * n))
+
+
+def _take_rows(drawn: Any, part: slice) -> Any:
+    if isinstance(drawn, torch.Tensor):
+        return drawn[part]
+    if dataclasses.is_dataclass(drawn) and not isinstance(drawn, type):
+        return dataclasses.replace(drawn, **{
+            f.name: _take_rows(getattr(drawn, f.name), part) for f in dataclasses.fields(drawn)})
+    raise TypeError(f"rows: cannot split a {type(drawn).__name__} by sample")
 
 
 def shard(batch: torch.Tensor) -> torch.Tensor:
@@ -353,7 +368,7 @@ class NullLog:
     def append(self, record: dict[str, object]) -> None:
         pass
 
-    def truncate_after(self, step: int, done_phases: object = ()) -> None:
+    def truncate_after(self, step: int) -> None:
         pass
 
     def read(self) -> list[dict[str, object]]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -24,17 +23,16 @@ class MetricsLog:
         with open(self.path, "a", encoding="utf-8") as fh:
             fh.write(json.dumps(_clean(record), sort_keys=True) + "\n")
 
-    def truncate_after(self, step: int, done_phases: Collection[str] = ()) -> None:
-        """Cut the log back to ``step``. Records of ``done_phases`` (stages finished before the
-        checkpoint) are kept whatever their step: a segmenter fit counts its own steps from the
-        global step it started at, so its records can lie past a later checkpoint's step."""
+    def truncate_after(self, step: int) -> None:
+        """Cut the log back to ``step``: every stage counts on the run's global step, so what lies
+        past the checkpoint's step is work the resumed run does again."""
         if not self.path.exists():
             return
         kept = []
         for line in self.path.read_text(encoding="utf-8").splitlines():
             try:
                 record = json.loads(line)
-                if record.get("step", 0) <= step or record.get("phase") in done_phases:
+                if record.get("step", 0) <= step:
                     kept.append(line)
             except json.JSONDecodeError:
                 continue  # a line cut by a kill

@@ -47,7 +47,12 @@ class StageContext:
         self.threads_note = ""  # how the thread count was chosen, when it was timed
         self.dataset: RandomCropDataset | None = None
         self.stages: list[Stage] = []
-        self.step = 0  # the run's global step
+        # The run's global step: every stage's steps count (GAN, prior and segmenter fits, the
+        # encoder), so events, metrics.jsonl, checkpoints and previews number one timeline.
+        self.step = 0
+        # Of those, the steps taken outside GAN stages: the GAN's own count (``gan_steps``) drives
+        # the collapse guard's grace and the --steps plan's GAN end steps.
+        self.non_gan_steps = 0
         self.stage_index = 0
         self.stage_elapsed = 0.0
         self.stage_start_step = 0
@@ -88,6 +93,7 @@ class StageContext:
             "stage": self.stages[min(self.stage_index, len(self.stages) - 1)].name,
             "stage_elapsed": self.stage_elapsed,
             "stage_start_step": self.stage_start_step,
+            "non_gan_steps": self.non_gan_steps,
             "restarts": self.restarts,
             "seed": self.seed,
             "lr_scale": self.lr_scale,
@@ -112,10 +118,20 @@ class StageContext:
         self.stage_index = min(int(payload["stage_index"]), len(self.stages))
         self.stage_elapsed = float(payload["stage_elapsed"])
         self.stage_start_step = int(payload["stage_start_step"])
+        self.non_gan_steps = int(payload.get("non_gan_steps", 0))  # older runs: GAN steps only
         self.restarts = int(payload["restarts"])
         self.seed = int(payload["seed"])
         self.lr_scale = float(payload.get("lr_scale", 1.0))
         self.apply_lr_scale()
+
+    def gan_steps(self) -> int:
+        """GAN steps trained so far, over every GAN stage (the global step less the others')."""
+        return self.step - self.non_gan_steps
+
+    def end_stage(self, step: int) -> None:
+        """A non-GAN stage ended at global ``step``: its steps join the run's count."""
+        self.non_gan_steps += step - self.step
+        self.step = step
 
     def drop_from(self, index: int, freed_s: float) -> list[str]:
         """Leave out the optional stage at ``index`` and the later GAN stages (``drop_optional``)."""

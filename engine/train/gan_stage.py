@@ -42,8 +42,11 @@ def gan_stage(ctx: StageContext, stage: Stage) -> Generator[Event, None, None]:
                              "measured": ctx.floor.measured, "photos": ctx.floor.photos})
         yield PhaseChanged(ctx.step, stage.name, ctx.floor.describe())
     base = ctx.stage_start_step
+    # --steps mode: the stage ends at a GAN step (``end_step`` counts GAN steps only, so the
+    # prior's and the segmenter fits' steps before it never shorten it).
+    gan_base = base - ctx.non_gan_steps
     budget = Budget.resumed(
-        stage.budget_s, None if stage.end_step is None else stage.end_step - base,
+        stage.budget_s, None if stage.end_step is None else stage.end_step - gan_base,
         done=ctx.step - base, elapsed_s=ctx.stage_elapsed,
     )
     reported = {"step": -1}  # the last step on_report saw
@@ -108,7 +111,7 @@ def health(ctx: StageContext, values: dict[str, float] | None) -> tuple[Verdict,
     stats = stats_of(ctx.method, ctx.guard_codes)
     ctx.last_stats = stats
     bad = non_finite(values) if values is not None else None
-    verdict = Verdict(False, bad) if bad else check(stats, ctx.step, ctx.config.guard)
+    verdict = Verdict(False, bad) if bad else check(stats, ctx.gan_steps(), ctx.config.guard)
     ctx.last_verdict = (ctx.step, verdict)
     return verdict, stats
 
@@ -159,8 +162,10 @@ def recover(ctx: StageContext, reason: str, lower_lr: bool = False) -> Generator
         payload = ckpt.load(good)
         assert ctx.method is not None
         ctx.method.load_state_dict(payload["method"])
-        ctx.step = int(payload["step"])
-        where = f"restored the good checkpoint of step {ctx.step}"
+        # A good checkpoint from before this stage (written before a segmenter stage) gives the
+        # weights; the count restarts at the stage's start, never inside an earlier stage's steps.
+        ctx.step = max(int(payload["step"]), ctx.stage_start_step)
+        where = f"restored the good checkpoint of step {int(payload['step'])}"
     else:
         ctx.method = build_method(ctx.config, ctx.device)
         attach_priors(ctx, ctx.method)

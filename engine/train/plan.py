@@ -19,7 +19,7 @@ class Stage:
     name: str
     kind: str  # "bootstrap" | "gan" | "segmenter" | "encoder"
     budget_s: float | None  # --minutes mode
-    end_step: int | None  # --steps mode, GAN stages only: the global step to stop at
+    end_step: int | None  # --steps mode, GAN stages only: the GAN step (GAN steps only) to stop at
     fit_steps: int | None = None  # --steps mode, prior and segmenter fits: their step count
     photos: int | None = None  # --steps mode, bootstrap: at most this many photos GrabCut-ed
 

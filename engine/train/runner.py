@@ -110,22 +110,49 @@ def _execute(ctx: StageContext, resume: bool) -> Generator[Event, None, None]:
             ctx.reseed(ctx.seed + STAGE_SEED_STRIDE * (ctx.stage_index + 1))
         stage = timed(ctx, stage)
         yield PhaseChanged(ctx.step, stage.name)
+        reached = {"step": ctx.step}  # the last step the stage reported
         try:
-            yield from with_run_eta(ctx, logging_losses(ctx, stage, STAGE_KINDS[stage.kind](ctx, stage)))
+            yield from with_run_eta(ctx, logging_losses(
+                ctx, stage, reporting_step(reached, STAGE_KINDS[stage.kind](ctx, stage))))
         except Exception as exc:
             if not can_drop(ctx, stage, exc):
                 raise
+            if stage.kind != "gan":  # a dropped stage is not redone: the count goes on past it
+                ctx.end_stage(reached["step"])
             yield from drop_stage(ctx, stage, exc)
             continue
         if distributed.stop_agreed(ctx.control):
-            yield ctx.checkpoint(good=False)
+            yield ctx.checkpoint(good=False)  # a non-GAN stage is redone from its start step
             yield Finished(ctx.step, str(ctx.run_dir), stopped=True, summary=ctx.summary())
             return
+        if stage.kind != "gan":
+            ctx.end_stage(stage_end_step(ctx, stage, reached["step"]))
         ctx.stage_index += 1
         ctx.stage_elapsed = 0.0
         ctx.stage_start_step = ctx.step
         yield ctx.checkpoint(good=healthy_now(ctx))
     yield Finished(ctx.step, str(ctx.run_dir), stopped=False, summary=ctx.summary())
+
+
+def reporting_step(reached: dict[str, int],
+                   events: Generator[Event, None, None]) -> Generator[Event, None, None]:
+    """A stage's events, ``reached["step"]`` following the highest step among them."""
+    for ev in events:
+        reached["step"] = max(reached["step"], ev.step)
+        yield ev
+
+
+def stage_end_step(ctx: StageContext, stage: Stage, reported: int) -> int:
+    """The global step after a finished non-GAN stage (the GAN stage counts its own steps).
+
+    A fit or the encoder reports its global step (its start step plus its own steps). In
+    ``--steps`` mode the plan fixes the count (``fit_steps``), which is what the stage ran, also
+    when a resumed bootstrap reuses ``prior.pt`` and trains nothing: a killed and resumed run
+    then numbers its steps exactly as the uninterrupted one.
+    """
+    if ctx.config.steps is not None and stage.fit_steps is not None:
+        return ctx.step + stage.fit_steps
+    return reported
 
 
 def with_run_eta(ctx: StageContext, events: Generator[Event, None, None]) -> Generator[Event, None, None]:

@@ -64,7 +64,7 @@ def setup_run(ctx: StageContext, resume: bool) -> tuple[dict[str, Any] | None, l
     ctx.stages = plan_stages(cfg)
     if payload is not None:
         ctx.restore(payload)
-        ctx.metrics.truncate_after(ctx.step, {s.name for s in ctx.stages[:ctx.stage_index]})
+        ctx.metrics.truncate_after(ctx.step)
 
     warnings = [("warning", device_warning)] if device_warning else []
     warnings += [("bad-file", f"skipped {line}") for line in bad_files[:MAX_BAD_FILE_WARNINGS]]

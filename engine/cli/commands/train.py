@@ -136,17 +136,8 @@ def consume(
     run folder or arguments are unusable, 1 when the run failed; a bug says so, and its traceback
     (logged by the trainer) is above it. ``debug`` prints every failure's traceback.
     """
-    from engine.describe import describe, level
-    from engine.events import (
-        CheckpointSaved,
-        Failed,
-        Finished,
-        PhaseChanged,
-        PlanMade,
-        Progress,
-        Started,
-        WarningEvent,
-    )
+    from engine.describe import console_line
+    from engine.events import CheckpointSaved, Failed, Progress
     from engine.parallel import distributed
     from engine.train.runner import train
 
@@ -187,10 +178,8 @@ def consume(
                     open_line = False
                 report_failure(ev, err or sys.stderr, rank=rank, debug=debug)
                 return 2 if ev.cause == "input" else 1
-            elif isinstance(ev, (Started, PlanMade, PhaseChanged, WarningEvent, CheckpointSaved,
-                                 Finished)):
-                text = describe(ev)
-                say(f"{level(ev)}: {text}" if level(ev) in ("warning", "error") else text)
+            elif line := console_line(ev):  # losses and previews are drawn, not printed
+                say(line)
         clean = True
     except KeyboardInterrupt:  # a second Ctrl-C: leave now, the last checkpoint stays usable
         say("interrupted; resume from the last checkpoint with --resume")
