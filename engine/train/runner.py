@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import replace
+from pathlib import Path
 
 from engine.atomic import DiskFullError
 from engine.config import RunConfig
@@ -125,7 +126,16 @@ def _execute(ctx: StageContext, resume: bool) -> Generator[Event, None, None]:
         ctx.stage_elapsed = 0.0
         ctx.stage_start_step = ctx.step
         yield ctx.checkpoint(good=healthy_now(ctx))
+    prior_is_the_segmenter(ctx)
     yield Finished(ctx.step, str(ctx.run_dir), stopped=False, summary=ctx.summary())
+
+
+def prior_is_the_segmenter(ctx: StageContext) -> None:
+    """A plan of the bootstrap alone (a budget too short for anything after it) ends with the
+    prior as the run's ``segmenter.pt``: no later stage writes one."""
+    if [s.kind for s in ctx.stages] == ["bootstrap"] and ctx.prior is not None and distributed.is_main():
+        ctx.folder.write_segmenter(ctx.prior, ctx.config.size, ctx.config.method,
+                                   Path(ctx.config.folder).name)
 
 
 def with_run_eta(ctx: StageContext, events: Generator[Event, None, None]) -> Generator[Event, None, None]:
