@@ -258,9 +258,9 @@ def with_needed_floors(stages: list[Stage], measured: Measured) -> list[Stage]:
     r, n = measured.rates, measured.photos
     floors = {"bootstrap": n * r.grabcut_s + PRIOR_STEPS * r.fit_step_s,
               "segmenter": n * r.grabcut_s + SELF_TRAIN_STEPS * r.fit_step_s}
-    total = sum(s.budget_s or 0.0 for s in stages)
+    total = measured.available_s  # the fractions' budgets are shares of the whole --minutes
     raised = {s.name: max(s.budget_s or 0.0, floors[s.name]) for s in stages if s.name in floors}
-    others = total - sum(s.budget_s or 0.0 for s in stages if s.name in floors)
+    others = sum(s.budget_s or 0.0 for s in stages if s.name not in floors)
     scale = max(0.0, total - sum(raised.values())) / others if others > 0 else 0.0
     out = []
     for s in stages:

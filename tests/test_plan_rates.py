@@ -1,0 +1,138 @@
+"""Issue #16: the plan follows this machine's measured rates (pure: rates in, plan out), says
+"about N minutes here; you gave M" below what a segmenter better than GrabCut needs, and the
+probe that measures the rates is paid out of the run's budget."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+
+import pytest
+from train_helpers import run_all, tiny_config
+
+from engine.config import PipelineConfig
+from engine.describe import describe
+from engine.events import Finished, PlanMade, WarningEvent
+from engine.train import plan as plan_mod
+from engine.train.plan import (
+    GAN_MIN_STEPS,
+    PRIOR_STEPS,
+    SELF_TRAIN_STEPS,
+    Measured,
+    Rates,
+    estimate_line,
+    gan_decision,
+    needed_minutes,
+    needed_work_s,
+    plan_stages,
+)
+
+HORSES_HERE = Rates(grabcut_s=0.4, fit_step_s=0.15, gan_step_s=0.35)  # one busy CPU core
+PIPE = PipelineConfig(rounds=1)
+
+
+def config(tmp_path, minutes: float, pipe: PipelineConfig = PIPE):
+    return tiny_config(tmp_path, tmp_path / "run", steps=None, minutes=minutes, pipeline=pipe)
+
+
+def test_a_budget_that_holds_the_needed_work_grabcuts_every_photo_and_fits_its_steps(tmp_path):
+    need = needed_work_s(200, HORSES_HERE)
+    stages = plan_stages(config(tmp_path, 5), Measured(HORSES_HERE, 200, need))
+    assert [s.name for s in stages] == ["bootstrap", "segmenter"]
+    assert stages[0].photos is None  # every photo
+    assert stages[0].expected_steps == PRIOR_STEPS and stages[1].expected_steps == SELF_TRAIN_STEPS
+    assert abs(sum(s.budget_s for s in stages) - need) < 1e-6
+    # GrabCut's 80 s here would take most of each stage: it gets at most 0.8 (the fit is what a
+    # stage is for); on the demo's photos its planned share is its seconds, with a margin
+    assert stages[0].grabcut_share == stages[1].grabcut_share == 0.8
+    demo = Rates(0.04, 0.14)
+    quick = plan_stages(config(tmp_path, 5), Measured(demo, 200, needed_work_s(200, demo)))
+    assert quick[1].grabcut_share == pytest.approx(1.15 * 8 / (8 + SELF_TRAIN_STEPS * 0.14))
+
+
+def test_more_time_buys_a_round_then_longer_fits(tmp_path):
+    full_seg = 200 * 0.4 + SELF_TRAIN_STEPS * 0.15
+    t = needed_work_s(200, HORSES_HERE) + full_seg + 60
+    stages = plan_stages(config(tmp_path, 9), Measured(HORSES_HERE, 200, t))
+    assert [s.name for s in stages] == ["bootstrap", "segmenter", "round-1-segmenter"]
+    assert stages[0].expected_steps > PRIOR_STEPS and stages[2].expected_steps > SELF_TRAIN_STEPS
+    assert abs(sum(s.budget_s for s in stages) - t) < 1e-6
+
+
+def test_a_short_budget_grabcuts_a_sample_so_the_fits_keep_their_steps(tmp_path):
+    t = 110.0  # M = 2 on the horses: the needed work is about 215 s here
+    stages = plan_stages(config(tmp_path, 2), Measured(HORSES_HERE, 200, t))
+    assert [s.name for s in stages] == ["bootstrap", "segmenter"]
+    n = stages[0].photos
+    assert 64 <= n < 200 and n == int((t - (PRIOR_STEPS + SELF_TRAIN_STEPS) * 0.15) // 0.8)
+    assert stages[0].expected_steps == PRIOR_STEPS and stages[1].expected_steps == SELF_TRAIN_STEPS
+    assert sum(s.budget_s for s in stages) <= t
+
+
+def test_a_tiny_budget_gives_the_prior_everything(tmp_path):
+    stages = plan_stages(config(tmp_path, 1), Measured(HORSES_HERE, 200, 50.0))
+    assert [s.name for s in stages] == ["bootstrap"]
+    assert stages[0].photos == 62  # GrabCut at most half of it: 25 s at 0.4 s a photo
+    assert stages[0].expected_steps == int((50 - 62 * 0.4) / 0.15)
+
+
+def test_a_faster_machine_gets_the_gan_a_slower_one_does_not(tmp_path):
+    cfg = config(tmp_path, 20)
+    slow = Measured(HORSES_HERE, 200, 20 * 60 - 15)
+    use, note = gan_decision(cfg, slow)
+    assert not use and f"{GAN_MIN_STEPS} steps" in note and "about 18 min here" in note
+    assert "gan" not in [s.kind for s in plan_stages(cfg, slow)]
+    fast = Measured(Rates(0.05, 0.02, 0.02), 200, 20 * 60 - 15)
+    stages = plan_stages(cfg, fast)
+    assert gan_decision(cfg, fast) == (True, "") and "gan" in [s.kind for s in stages]
+    by_name = {s.name: s for s in stages}
+    # the GAN plan still gives the prior and the first fit what they need
+    assert by_name["bootstrap"].expected_steps >= PRIOR_STEPS
+    assert by_name["segmenter"].expected_steps >= SELF_TRAIN_STEPS
+    assert by_name["gan"].expected_steps == int(by_name["gan"].budget_s / 0.02)
+    assert abs(sum(s.budget_s for s in stages) - (20 * 60 - 15)) < 1e-6
+
+
+def test_steps_mode_ignores_any_timing(tmp_path):
+    cfg = tiny_config(tmp_path, tmp_path / "run", steps=20, pipeline=PIPE)
+    measured = Measured(HORSES_HERE, 200, 30.0)
+    assert plan_stages(cfg, measured) == plan_stages(cfg)
+    assert all(s.expected_steps is None and s.budget_s is None for s in plan_stages(cfg, measured))
+
+
+def test_the_estimate_line_says_the_minutes_needed_here_when_given_less():
+    need = needed_minutes(200, HORSES_HERE)
+    assert 3 < need < 5  # 215 s of work + start-up
+    line = estimate_line(200, HORSES_HERE, 2)
+    assert line is not None and line.startswith("about 4 minutes here") and "you gave 2" in line
+    assert estimate_line(200, HORSES_HERE, 5) is None
+    fast = Rates(0.04, 0.14)  # the demo's photos GrabCut ten times faster
+    assert estimate_line(200, fast, 1.5) is None and "you gave 1" in estimate_line(200, fast, 1)
+
+
+def test_the_run_plans_from_its_probe_says_the_estimate_and_pays_for_the_probe(
+        tiny_demo_folder, tmp_path, monkeypatch):
+    """The probe's seconds come out of the budget: the plan shares what is left after it."""
+    from engine.train import rates
+
+    slow_grabcut = Rates(grabcut_s=3.0, fit_step_s=0.05)
+
+    def slow_probe(cache, mask_dir, photos=2):
+        time.sleep(3.0)
+        return slow_grabcut.grabcut_s
+
+    monkeypatch.setattr(rates, "time_grabcut", slow_probe)
+    monkeypatch.setattr(rates, "time_fit_step", lambda size, device: slow_grabcut.fit_step_s)
+    cfg = config(tiny_demo_folder, 0.5, replace(PIPE, segmenter_batch=4))
+    cfg = replace(cfg, out=str(tmp_path / "run"))
+    events = run_all(cfg)
+    assert isinstance(events[-1], Finished)
+    estimate = [e for e in events if isinstance(e, WarningEvent) and e.kind == "estimate"]
+    assert len(estimate) == 1 and "you gave 0.5" in estimate[0].message
+    plan = [e for e in events if isinstance(e, PlanMade)][0]
+    planned_s = sum(r["minutes"] for r in plan.stages) * 60
+    assert planned_s <= 30 - 3.0 and planned_s > 30 - 3.0 - 6  # the probe's 3 s are gone
+    assert "steps" in describe(plan)  # expected steps from the rates
+    assert (tmp_path / "run" / "segmenter.pt").exists()
+    # the machine's rates are kept for the app's estimate
+    assert rates.load_rates("cpu", 32) == slow_grabcut
