@@ -13,6 +13,7 @@ device and size, so the app can say "about N minutes here" before *Start* withou
 from __future__ import annotations
 
 import json
+import math
 import logging
 import time
 from dataclasses import asdict
@@ -140,3 +141,23 @@ def _read(path: Path) -> dict[str, Any]:
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}
+
+
+def estimate_text(photos: int, size: int, device: str, minutes: float) -> str:
+    """What the app shows before *Start*: the budget this folder needs here for a segmenter
+    better than GrabCut, from the last rates measured on this machine (no probe: a file read)."""
+    from engine.train.plan import estimate_line, needed_minutes
+
+    if photos <= 0:
+        return ""
+    kind = device if device in ("cpu", "cuda") else ("cuda" if torch.cuda.is_available() else "cpu")
+    rates = load_rates(kind, size)
+    if rates is None:
+        return ("No estimate yet: the first run with a time budget measures this machine's speed, "
+                "then the minutes this folder needs are shown here.")
+    line = estimate_line(photos, rates, minutes)
+    if line is not None:
+        return line[0].upper() + line[1:] + "."
+    need = math.ceil(needed_minutes(photos, rates) * 2) / 2
+    return (f"About {need:g} minutes here for a segmenter better than GrabCut on these {photos} "
+            f"photos: {minutes:g} is enough.")
