@@ -13,7 +13,6 @@ from train_helpers import run_all, tiny_config
 from engine.config import PipelineConfig
 from engine.describe import describe
 from engine.events import Finished, PlanMade, WarningEvent
-from engine.train import plan as plan_mod
 from engine.train.plan import (
     GAN_MIN_STEPS,
     PRIOR_STEPS,

@@ -13,8 +13,8 @@ device and size, so the app can say "about N minutes here" before *Start* withou
 from __future__ import annotations
 
 import json
-import math
 import logging
+import math
 import time
 from dataclasses import asdict
 from pathlib import Path
