@@ -132,6 +132,7 @@ def test_the_run_plans_from_its_probe_says_the_estimate_and_pays_for_the_probe(
     planned_s = sum(r["minutes"] for r in plan.stages) * 60
     assert planned_s <= 30 - 3.0 and planned_s > 30 - 3.0 - 6  # the probe's 3 s are gone
     assert "steps" in describe(plan)  # expected steps from the rates
+    assert "leaves too little for its" in plan.note  # the GAN left out, by the rates
     assert (tmp_path / "run" / "segmenter.pt").exists()
     # the machine's rates are kept for the app's estimate
     assert rates.load_rates("cpu", 32) == slow_grabcut

@@ -179,7 +179,8 @@ def plan_event(ctx: StageContext) -> PlanMade:
     if ctx.config.minutes is not None:
         left = _shares(ctx.config.minutes * 60, ctx.clock.elapsed_s(), left)
     rows = describe_plan(left)
-    note = gan_decision(ctx.config)[1] if not any(s.kind == "gan" for s in ctx.stages) else ""
+    gan_planned = any(s.kind == "gan" for s in ctx.stages)
+    note = "" if gan_planned else gan_decision(ctx.config, ctx.measured)[1]
     if ctx.dropped:
         note = f"dropped after failing: {', '.join(ctx.dropped)}"
     ctx.metrics.append({"step": ctx.step, "event": "plan", "stages": rows, "note": note})
