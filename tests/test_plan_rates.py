@@ -19,6 +19,7 @@ from engine.train.plan import (
     SELF_TRAIN_STEPS,
     Measured,
     Rates,
+    available_seconds,
     estimate_line,
     gan_decision,
     needed_minutes,
@@ -117,7 +118,7 @@ def test_the_run_plans_from_its_probe_says_the_estimate_and_pays_for_the_probe(
     slow_grabcut = Rates(grabcut_s=3.0, fit_step_s=0.05)
 
     def slow_probe(cache, mask_dir, photos=2):
-        time.sleep(3.0)
+        time.sleep(8.0)
         return slow_grabcut.grabcut_s
 
     monkeypatch.setattr(rates, "time_grabcut", slow_probe)
@@ -129,8 +130,12 @@ def test_the_run_plans_from_its_probe_says_the_estimate_and_pays_for_the_probe(
     estimate = [e for e in events if isinstance(e, WarningEvent) and e.kind == "estimate"]
     assert len(estimate) == 1 and "you gave 0.5" in estimate[0].message
     plan = [e for e in events if isinstance(e, PlanMade)][0]
-    planned_s = sum(r["minutes"] for r in plan.stages) * 60
-    assert planned_s <= 30 - 3.0 and planned_s > 30 - 3.0 - 6  # the probe's 3 s are gone
+    # The plan was made for the time left after the probe: the prior alone (a tiny budget), its
+    # steps and photos bought with what remained of the 30 s after the probe's 8 (and setup's)
+    [row] = plan.stages
+    assert row["stage"] == "bootstrap"
+    planned_s = row["expected_steps"] * slow_grabcut.fit_step_s + row["photos"] * slow_grabcut.grabcut_s
+    assert 5 < planned_s <= available_seconds(30, 8.0) + slow_grabcut.fit_step_s
     assert "steps" in describe(plan)  # expected steps from the rates
     assert "leaves too little for its" in plan.note  # the GAN left out, by the rates
     assert (tmp_path / "run" / "segmenter.pt").exists()
