@@ -1,7 +1,7 @@
 """How many prior fit steps does a folder need before the label-free prior beats GrabCut?
 
     python bench/prior_steps.py --split demo horses [--steps 25 50 100 200 400] [--size 32]
-        [--out DIR]
+        [--self-train 50 100 200 400] [--out DIR]
 
 The plan (``engine/train/plan.py``) promises "about N minutes here" for a segmenter better than
 GrabCut; N is built from this machine's rates and a step count, and this bench measures that step
@@ -9,7 +9,10 @@ count. For each dev folder (``bench/splits/``): GrabCut every photo (as ``peel b
 does, one process), score GrabCut's masks against the ground truth on the training and held-out
 photos, then train the prior (the bootstrap's UNet, batch, sampler and pair filter) on the
 training photos' GrabCut masks for k steps, from the same seed, for each k, and score it the same
-way. Also reports seconds per GrabCut photo and per fit step (the rates). Run it pinned to one core
+way. Then the self-training round the plan puts after the prior: the prior of ``PRIOR_STEPS``
+steps labels the training photos, GrabCut snaps those labels to edges (``refined_labels``), and a
+copy of the prior is fitted on them for each k of ``--self-train`` steps (as a segmenter stage
+does), scored the same way. Also reports seconds per GrabCut photo and per fit step (the rates). Run it pinned to one core
 (``taskset -c 0``); it sets one torch thread. Prints one JSON object.
 """
 
@@ -43,6 +46,8 @@ from engine.segmenter.fit import fit_unet  # noqa: E402
 from engine.segmenter.grabcut_cache import compute_one  # noqa: E402
 from engine.segmenter.model import save_segmenter  # noqa: E402
 from engine.segmenter.pairs import filter_pairs  # noqa: E402
+from engine.segmenter.relabel import refined_labels  # noqa: E402
+from engine.train.plan import PRIOR_STEPS  # noqa: E402
 
 
 def drain(gen: Any) -> Any:
@@ -76,10 +81,9 @@ def grabcut_scores(scorer: Scorer, split: dict[str, list[str]],
     return out
 
 
-def prior_rows(train_dir: Path, masks: dict[str, np.ndarray], size: int, ks: list[int],
+def prior_rows(cache: Any, masks: dict[str, np.ndarray], size: int, ks: list[int],
                scorer: Scorer, work: Path) -> list[dict[str, Any]]:
     """The prior trained for each k steps on the training photos' GrabCut masks, scored."""
-    cache = load_folder(train_dir, size)
     by_index = {i: masks[Path(p).name] for i, p in enumerate(cache.paths)}
     images, mask_arr = bootstrap._training_arrays(cache, by_index)
     keep = filter_pairs(torch.empty(0), torch.from_numpy(mask_arr).float().div_(255.0).unsqueeze(1))
@@ -95,10 +99,41 @@ def prior_rows(train_dir: Path, masks: dict[str, np.ndarray], size: int, ks: lis
                              RunControl(), "prior", 0))
         fit_s = time.perf_counter() - t0
         path = work / f"prior-{k}.pt"
-        save_segmenter(path, net, size=size, method=bootstrap.METHOD, source=train_dir.name)
+        save_segmenter(path, net, size=size, method=bootstrap.METHOD, source="train")
         score = scorer.score(path)
         rows.append({"steps": k, "fit_s": round(fit_s, 1), "step_s": round(fit_s / k, 4),
                      "train_iou": score["train_iou"], "heldout_iou": score["heldout_iou"]})
+        print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
+    return rows
+
+
+def self_training_rows(cache: Any, prior_path: Path, size: int, ks: list[int], scorer: Scorer,
+                       work: Path) -> list[dict[str, Any]]:
+    """A copy of the prior fitted for each k steps on its own GrabCut-snapped labels, scored."""
+    import copy
+
+    from engine.segmenter.model import load_segmenter
+
+    prior = load_segmenter(prior_path, "cpu")[0]
+    t0 = time.perf_counter()
+    labels = drain(refined_labels(cache, prior, size, torch.device("cpu"), RunControl(),
+                                  "segmenter", 0))
+    relabel_s = time.perf_counter() - t0
+    rows = []
+    for k in ks:
+        torch.manual_seed(0)
+        net = copy.deepcopy(prior).train().requires_grad_(True)
+        sample = bootstrap.make_sampler(*labels, size, seed=11)
+        t0 = time.perf_counter()
+        net = drain(fit_unet(sample, net, torch.device("cpu"), None, k, 32, RunControl(),
+                             "segmenter", 0))
+        fit_s = time.perf_counter() - t0
+        path = work / f"self-{k}.pt"
+        save_segmenter(path, net, size=size, method="self-training", source="train")
+        score = scorer.score(path)
+        rows.append({"steps": k, "relabel_s_per_photo": round(relabel_s / len(cache), 4),
+                     "fit_s": round(fit_s, 1), "train_iou": score["train_iou"],
+                     "heldout_iou": score["heldout_iou"]})
         print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
     return rows
 
@@ -107,6 +142,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--split", nargs="+", default=["demo", "horses"], choices=sorted(dev_folders()))
     ap.add_argument("--steps", type=int, nargs="+", default=[25, 50, 100, 200, 400])
+    ap.add_argument("--self-train", type=int, nargs="*", default=[50, 100, 200, 400])
     ap.add_argument("--size", type=int, default=32)
     ap.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "peel-prior-steps")
     args = ap.parse_args()
@@ -127,7 +163,14 @@ def main() -> None:
                  "grabcut_s_per_photo": round(grabcut_s, 4),
                  "grabcut": grabcut_scores(scorer, split, masks)}
         print(json.dumps(entry), file=sys.stderr, flush=True)
-        entry["prior"] = prior_rows(train_dir, masks, args.size, args.steps, scorer, work)
+        cache = load_folder(train_dir, args.size)
+        entry["prior"] = prior_rows(cache, masks, args.size, args.steps, scorer, work)
+        if args.self_train:
+            prior = work / f"prior-{PRIOR_STEPS}.pt"
+            if not prior.exists():
+                prior_rows(cache, masks, args.size, [PRIOR_STEPS], scorer, work)
+            entry["self_training"] = {"prior_steps": PRIOR_STEPS, "rows": self_training_rows(
+                cache, prior, args.size, args.self_train, scorer, work)}
         report["folders"].append(entry)
     report["load_start"], report["load_end"] = load_start, os.getloadavg()
     print(json.dumps(report, indent=1))

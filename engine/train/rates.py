@@ -33,7 +33,7 @@ from engine.train.plan import Rates
 log = logging.getLogger(__name__)
 
 PROBE_PHOTOS = 2
-PROBE_FIT_STEPS = 2
+PROBE_FIT_STEPS = 3
 PROBE_GAN_STEPS = 1
 
 
@@ -64,7 +64,8 @@ def time_grabcut(cache: ImageCache, mask_dir: Path, photos: int = PROBE_PHOTOS) 
 
 def time_fit_step(size: int, device: torch.device, steps: int = PROBE_FIT_STEPS) -> float:
     """Seconds per step of the prior's fit (the bootstrap's UNet, batch and augmentation) at
-    ``size``, after one warm-up step; the RNGs are left as they were."""
+    ``size``: the median of ``steps`` after one warm-up step (a shared machine's load comes and
+    goes: one slow or fast step does not set the plan); the RNGs are left as they were."""
     from engine.nets.unet import UNet
     from engine.segmenter.augment import AugmentConfig, augment_pairs
     from engine.segmenter.bootstrap import BATCH, prior_config
@@ -74,7 +75,7 @@ def time_fit_step(size: int, device: torch.device, steps: int = PROBE_FIT_STEPS)
         opt = torch.optim.Adam(net.parameters(), lr=1e-3)
         images = torch.rand(BATCH, 3, size, size, device=device) * 2 - 1
         masks = (torch.rand(BATCH, 1, size, size, device=device) > 0.5).float()
-        elapsed = 0.0
+        times = []
         for k in range(steps + 1):
             t0 = time.perf_counter()
             x, m = augment_pairs(images, masks, AugmentConfig())
@@ -85,8 +86,8 @@ def time_fit_step(size: int, device: torch.device, steps: int = PROBE_FIT_STEPS)
             opt.step()
             _sync(device)
             if k > 0:
-                elapsed += time.perf_counter() - t0
-    return elapsed / steps
+                times.append(time.perf_counter() - t0)
+    return float(np.median(times))
 
 
 def time_gan_step(config: RunConfig, device: torch.device, real: torch.Tensor,
