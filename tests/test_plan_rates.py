@@ -93,6 +93,14 @@ def test_a_faster_machine_gets_the_gan_a_slower_one_does_not(tmp_path):
     assert abs(sum(s.budget_s for s in stages) - (20 * 60 - 15)) < 1e-6
 
 
+def test_compare_keeps_the_gan_and_its_share_at_any_budget(tmp_path):
+    """min_gan_minutes = 0 (compare, latentdir): the GAN's share is not given to the segmenter."""
+    cfg = config(tmp_path, 0.5, replace(PIPE, min_gan_minutes=0.0))
+    measured = Measured(HORSES_HERE, 200, 25.0)
+    assert plan_stages(cfg, measured) == plan_stages(cfg)
+    assert "gan" in [s.kind for s in plan_stages(cfg, measured)]
+
+
 def test_steps_mode_ignores_any_timing(tmp_path):
     cfg = tiny_config(tmp_path, tmp_path / "run", steps=20, pipeline=PIPE)
     measured = Measured(HORSES_HERE, 200, 30.0)

@@ -151,6 +151,15 @@ def gan_decision(config: RunConfig, measured: Measured | None = None) -> tuple[b
     return True, ""
 
 
+def rates_decide(config: RunConfig) -> bool:
+    """Whether measured rates shape this run's plan: ``--minutes`` runs of the full pipeline,
+    except where the GAN is kept at any budget (``min_gan_minutes = 0``: compare, latentdir's
+    generator), whose stages keep their fixed shares (the segmenter's needs would take the GAN's)."""
+    pipe = config.pipeline
+    return (config.minutes is not None and pipe.bootstrap and pipe.segmenter
+            and (pipe.min_gan_minutes > 0 or not pipe.gan))
+
+
 def plan_stages(config: RunConfig, measured: Measured | None = None) -> list[Stage]:
     """Stages and their budgets (pure: the config and, in ``--minutes`` mode, the measured
     rates). Without rates, fractions are renormalised over the stages that run."""
@@ -158,7 +167,7 @@ def plan_stages(config: RunConfig, measured: Measured | None = None) -> list[Sta
     ready = segmenter_modules_ready()
     use_boot = pipe.bootstrap and ready["bootstrap"]
     use_seg = pipe.segmenter and ready["fit"] and ready["pairs"]
-    rated = measured if cfg.minutes is not None and use_boot and use_seg else None
+    rated = measured if rates_decide(cfg) and use_boot and use_seg else None
     use_gan = gan_decision(config, rated)[0] or not (use_boot and use_seg)
     if rated is not None and not use_gan:
         return rated_plan(pipe.rounds, rated)

@@ -29,6 +29,7 @@ from engine.train.plan import (
     gate_warnings,
     needed_work_s,
     plan_stages,
+    rates_decide,
 )
 from engine.train.threads import choose_threads
 
@@ -92,11 +93,9 @@ def setup_run(ctx: StageContext, resume: bool) -> tuple[dict[str, Any] | None, l
 
 
 def wants_rates(cfg: RunConfig) -> bool:
-    """Whether the plan is built from measured rates: a ``--minutes`` run of the full pipeline
-    in one process (under torchrun every rank must plan alike: fixed shares there)."""
-    pipe = cfg.pipeline
-    return (cfg.minutes is not None and pipe.bootstrap and pipe.segmenter
-            and not distributed.launched())
+    """Whether the plan is built from measured rates (``rates_decide``), in one process: under
+    torchrun every rank must plan alike, so fixed shares there."""
+    return rates_decide(cfg) and not distributed.launched()
 
 
 def measure(ctx: StageContext) -> Measured:
