@@ -59,16 +59,21 @@ def drain(gen: Any) -> Any:
             return stop.value
 
 
-def grabcut_all(photos: Path, names: list[str], out: Path) -> tuple[dict[str, np.ndarray], float]:
-    """GrabCut masks of ``names`` (as the bootstrap makes them), and seconds per photo."""
+def grabcut_all(photos: Path, names: list[str],
+                out: Path) -> tuple[dict[str, np.ndarray], float | None]:
+    """GrabCut masks of ``names`` (as the bootstrap makes them), and seconds per photo computed
+    (None when every mask was already in ``out``)."""
     out.mkdir(parents=True, exist_ok=True)
     masks: dict[str, np.ndarray] = {}
-    t0 = time.perf_counter()
+    seconds, computed = 0.0, 0
     for name in names:
         dst = out / f"{Path(name).stem}.png"
-        compute_one((str(photos / name), str(dst)))
+        if not dst.exists():  # an earlier run's mask (same photo, same settings) is reused
+            t0 = time.perf_counter()
+            compute_one((str(photos / name), str(dst)))
+            seconds, computed = seconds + time.perf_counter() - t0, computed + 1
         masks[name] = read_mask(dst)
-    return masks, (time.perf_counter() - t0) / max(1, len(names))
+    return masks, round(seconds / computed, 4) if computed else None
 
 
 def grabcut_scores(scorer: Scorer, split: dict[str, list[str]],
@@ -160,7 +165,7 @@ def main() -> None:
         scorer = Scorer(folder, split)
         entry = {"folder": name, "train_photos": len(split["train"]),
                  "heldout_photos": len(split["heldout"]),
-                 "grabcut_s_per_photo": round(grabcut_s, 4),
+                 "grabcut_s_per_photo": grabcut_s,
                  "grabcut": grabcut_scores(scorer, split, masks)}
         print(json.dumps(entry), file=sys.stderr, flush=True)
         cache = load_folder(train_dir, args.size)
