@@ -149,3 +149,25 @@ def test_the_run_plans_from_its_probe_says_the_estimate_and_pays_for_the_probe(
     assert (tmp_path / "run" / "segmenter.pt").exists()
     # the machine's rates are kept for the app's estimate
     assert rates.load_rates("cpu", 32) == slow_grabcut
+
+
+def test_a_resumed_run_plans_with_the_rates_it_was_planned_with(tmp_path):
+    """The rates, photo count and time the plan was made from travel in the checkpoint: a
+    resume (which measures nothing) rebuilds the same plan, whatever the machine does now."""
+    from engine.control import RunControl
+    from engine.train.context import StageContext
+    from engine.train.setup import saved_measure
+
+    class NoMethod:
+        def state_dict(self):
+            return {}
+
+    ctx = StageContext(config(tmp_path, 2), RunControl())
+    ctx.method = NoMethod()  # type: ignore[assignment]
+    ctx.measured = Measured(HORSES_HERE, 200, 110.0)
+    ctx.stages = plan_stages(ctx.config, ctx.measured)
+    payload = ctx.to_payload()
+    assert saved_measure(payload) == ctx.measured
+    assert plan_stages(ctx.config, saved_measure(payload)) == ctx.stages
+    ctx.measured = None  # a run planned by fixed shares resumes by them
+    assert saved_measure(ctx.to_payload()) is None
