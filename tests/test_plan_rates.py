@@ -15,6 +15,7 @@ from engine.describe import describe
 from engine.events import Finished, PlanMade, WarningEvent
 from engine.train.plan import (
     GAN_MIN_STEPS,
+    MIN_SELF_TRAIN_STEPS,
     PRIOR_STEPS,
     SELF_TRAIN_STEPS,
     Measured,
@@ -42,9 +43,10 @@ def test_a_budget_that_holds_the_needed_work_grabcuts_every_photo_and_fits_its_s
     assert stages[0].photos is None  # every photo
     assert stages[0].expected_steps == PRIOR_STEPS and stages[1].expected_steps == SELF_TRAIN_STEPS
     assert abs(sum(s.budget_s for s in stages) - need) < 1e-6
-    # GrabCut's 80 s here would take most of each stage: it gets at most 0.8 (the fit is what a
-    # stage is for); on the demo's photos its planned share is its seconds, with a margin
-    assert stages[0].grabcut_share == stages[1].grabcut_share == 0.8
+    # GrabCut's share of a stage is its planned seconds with a margin, never over 0.8 (the fit
+    # is what a stage is for): 80 s of the bootstrap's 110 here
+    assert stages[0].grabcut_share == 0.8
+    assert stages[1].grabcut_share == pytest.approx(1.15 * 80 / (80 + SELF_TRAIN_STEPS * 0.15))
     demo = Rates(0.04, 0.14)
     quick = plan_stages(config(tmp_path, 5), Measured(demo, 200, needed_work_s(200, demo)))
     assert quick[1].grabcut_share == pytest.approx(1.15 * 8 / (8 + SELF_TRAIN_STEPS * 0.14))
@@ -60,13 +62,22 @@ def test_more_time_buys_a_round_then_longer_fits(tmp_path):
 
 
 def test_a_short_budget_grabcuts_a_sample_so_the_fits_keep_their_steps(tmp_path):
-    t = 110.0  # M = 2 on the horses: the needed work is about 215 s here
-    stages = plan_stages(config(tmp_path, 2), Measured(HORSES_HERE, 200, t))
+    t = 200.0  # M = 3.5 on the horses here: the needed work is 250 s
+    stages = plan_stages(config(tmp_path, 3.5), Measured(HORSES_HERE, 200, t))
     assert [s.name for s in stages] == ["bootstrap", "segmenter"]
     n = stages[0].photos
     assert 64 <= n < 200 and n == int((t - (PRIOR_STEPS + SELF_TRAIN_STEPS) * 0.15) // 0.8)
     assert stages[0].expected_steps == PRIOR_STEPS and stages[1].expected_steps == SELF_TRAIN_STEPS
     assert sum(s.budget_s for s in stages) <= t
+
+
+def test_shorter_still_the_round_gets_what_the_prior_leaves(tmp_path):
+    t = 110.0  # M = 2: 64 photos, the prior's steps, a round of what is left
+    stages = plan_stages(config(tmp_path, 2), Measured(HORSES_HERE, 200, t))
+    assert [(s.name, s.photos) for s in stages] == [("bootstrap", 64), ("segmenter", None)]
+    assert stages[0].expected_steps == PRIOR_STEPS
+    assert MIN_SELF_TRAIN_STEPS <= stages[1].expected_steps == int((t - 2 * 64 * 0.4) / 0.15) - 200
+    assert abs(sum(s.budget_s for s in stages) - t) < 1e-6
 
 
 def test_a_tiny_budget_gives_the_prior_everything(tmp_path):
@@ -110,12 +121,12 @@ def test_steps_mode_ignores_any_timing(tmp_path):
 
 def test_the_estimate_line_says_the_minutes_needed_here_when_given_less():
     need = needed_minutes(200, HORSES_HERE)
-    assert 3 < need < 5  # 215 s of work + start-up
+    assert 4 < need < 5  # 250 s of work + start-up
     line = estimate_line(200, HORSES_HERE, 2)
-    assert line is not None and line.startswith("about 4 minutes here") and "you gave 2" in line
+    assert line is not None and line.startswith("about 4.5 minutes here") and "you gave 2" in line
     assert estimate_line(200, HORSES_HERE, 5) is None
     fast = Rates(0.04, 0.14)  # the demo's photos GrabCut ten times faster
-    assert estimate_line(200, fast, 1.5) is None and "you gave 1" in estimate_line(200, fast, 1)
+    assert estimate_line(200, fast, 2) is None and "you gave 1.5" in estimate_line(200, fast, 1.5)
 
 
 def test_the_run_plans_from_its_probe_says_the_estimate_and_pays_for_the_probe(

@@ -41,13 +41,16 @@ class Rates:
     gan_step_s: float | None = None  # one GAN step; None when not measured (no GAN planned)
 
 
-# What a segmenter better than GrabCut needs (bench/prior_steps.py and bench/budget.py,
-# bench/RESULTS.md "2026-12-04 (session 3)"): every photo GrabCut-ed, the prior fitted for
-# PRIOR_STEPS steps, then one self-training round (the prior's masks snapped to edges by GrabCut,
-# a fit of SELF_TRAIN_STEPS from the prior). The prior alone stays under GrabCut on the demo
-# (0.889 at 200 steps, GrabCut 0.920): the snapped labels are what passes it.
+# What a segmenter better than GrabCut needs, measured by bench/prior_steps.py (bench/RESULTS.md,
+# "2026-12-04 (session 3)"): every photo GrabCut-ed, the prior fitted for PRIOR_STEPS steps, then
+# one self-training round (the prior's masks snapped to edges by GrabCut, a fit of
+# SELF_TRAIN_STEPS from the prior). On the demo at 32 px the prior stays under GrabCut (0.889 at
+# 200 steps, 0.893 at 400; GrabCut 0.920); the round after it reaches 0.908 / 0.920 / 0.932 at
+# 100 / 200 / 400 steps. Under that budget a round of at least MIN_SELF_TRAIN_STEPS still pays
+# (+0.02 on the demo for 100 steps, where 200 more prior steps gave +0.004).
 PRIOR_STEPS = 200
-SELF_TRAIN_STEPS = 100
+SELF_TRAIN_STEPS = 400
+MIN_SELF_TRAIN_STEPS = 100
 # Fewer photos than this are not a sample worth a prior (the bootstrap's own MIN_MASKS).
 MIN_SAMPLE = 64
 # The GAN is optional: it runs only when the time left after the needed work buys it this many
@@ -214,9 +217,10 @@ def rated_plan(max_rounds: int, measured: Measured) -> list[Stage]:
     prior's ``PRIOR_STEPS`` and a self-training round of ``SELF_TRAIN_STEPS``, more rounds
     follow (each as costly) and what is left lengthens every fit. When it does not, GrabCut
     and the relabelling cover a sample of the photos sized so that the fits keep their steps
-    (never under ``MIN_SAMPLE`` photos); below even that, the prior alone gets the budget and
-    becomes the run's segmenter (a second fit of a few steps at a restarted learning rate would
-    only undo it). Each stage's GrabCut share of its time is planned too (``grabcut_share``).
+    (never under ``MIN_SAMPLE`` photos); below that the round gets what is left after the
+    prior's steps, down to ``MIN_SELF_TRAIN_STEPS``; below even that, the prior alone gets the
+    budget and becomes the run's segmenter (a second fit of a few steps at a restarted learning
+    rate would only undo it). Each stage's GrabCut share of its time is planned too (``grabcut_share``).
     """
     g, u, n_all = measured.rates.grabcut_s, measured.rates.fit_step_s, measured.photos
     t = measured.available_s
@@ -234,6 +238,10 @@ def rated_plan(max_rounds: int, measured: Measured) -> list[Stage]:
     if n >= sample:
         return [_rated_stage("bootstrap", n, PRIOR_STEPS, measured, n),
                 _rated_stage("segmenter", n, SELF_TRAIN_STEPS, measured, n)]
+    self_steps = (t - 2 * sample * g) / u - PRIOR_STEPS  # the smallest sample, a shorter round
+    if self_steps >= MIN_SELF_TRAIN_STEPS:
+        return [_rated_stage("bootstrap", sample, PRIOR_STEPS, measured, sample),
+                _rated_stage("segmenter", sample, self_steps, measured, sample)]
     n = max(1, min(sample, int(0.5 * t // g)))  # GrabCut at most half of a tiny budget
     return [_rated_stage("bootstrap", n, max(0.0, (t - n * g) / u), measured, n)]
 

@@ -32,7 +32,7 @@ def test_the_estimate_shows_before_start_from_the_last_measured_rates(make_windo
     rates.save_rates(Rates(grabcut_s=0.4, fit_step_s=0.15), "cpu", 32)  # a run measured them
     panel.minutes.setValue(3)
     qtbot.waitUntil(lambda: "you gave 3" in panel.estimate_label.text(), timeout=5000)
-    assert panel.estimate_label.text().startswith("About 4 minutes here")
+    assert panel.estimate_label.text().startswith("About 4.5 minutes here")
     assert panel.estimate_label.isVisible() and not w.run.is_running()  # before Start
 
     panel.minutes.setValue(10)
