@@ -4,6 +4,7 @@ probe that measures the rates is paid out of the run's budget."""
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import replace
 
@@ -158,6 +159,9 @@ def test_the_run_plans_from_its_probe_says_the_estimate_and_pays_for_the_probe(
     assert "steps" in describe(plan)  # expected steps from the rates
     assert "leaves too little for its" in plan.note  # the GAN left out, by the rates
     assert (tmp_path / "run" / "segmenter.pt").exists()
+    logged = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    [plan_record] = [x for x in logged if x.get("event") == "plan"]
+    assert plan_record["rates"]["grabcut_s"] == 3.0 and plan_record["rates"]["photos"] == 12
     # the machine's rates are kept for the app's estimate
     assert rates.load_rates("cpu", 32) == slow_grabcut
 

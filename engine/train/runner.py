@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Generator, Iterator
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from engine.atomic import DiskFullError
@@ -183,7 +183,11 @@ def plan_event(ctx: StageContext) -> PlanMade:
     note = "" if gan_planned else gan_decision(ctx.config, ctx.measured)[1]
     if ctx.dropped:
         note = f"dropped after failing: {', '.join(ctx.dropped)}"
-    ctx.metrics.append({"step": ctx.step, "event": "plan", "stages": rows, "note": note})
+    record = {"step": ctx.step, "event": "plan", "stages": rows, "note": note}
+    if ctx.measured is not None:  # what the plan was built from: this machine's rates
+        record["rates"] = {**asdict(ctx.measured.rates), "photos": ctx.measured.photos,
+                           "available_s": round(ctx.measured.available_s, 1)}
+    ctx.metrics.append(record)
     return PlanMade(ctx.step, rows, note)
 
 
