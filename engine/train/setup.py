@@ -6,6 +6,7 @@ stage plan. Every refusal here is the user's to fix, so it is an ``InputError`` 
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 import numpy as np
@@ -32,6 +33,8 @@ from engine.train.plan import (
     rates_decide,
 )
 from engine.train.threads import choose_threads
+
+log = logging.getLogger(__name__)
 
 GUARD_SAMPLES = 64
 MAX_BAD_FILE_WARNINGS = 10
@@ -112,7 +115,10 @@ def measure(ctx: StageContext) -> Measured:
     need = needed_work_s(photos, Rates(grabcut_s, fit_step_s))
     if cfg.pipeline.gan and available_seconds(total, ctx.clock.elapsed_s()) > need:
         real = ctx.dataset.sample_batch(cfg.batch, np.random.default_rng(cfg.seed))
-        gan_step_s = rates_mod.time_gan_step(cfg, ctx.device, real.to(ctx.device))
+        try:
+            gan_step_s = rates_mod.time_gan_step(cfg, ctx.device, real.to(ctx.device))
+        except RuntimeError as exc:  # out of memory, say: the GAN is then not planned
+            log.warning("timing a GAN step failed (%s); the plan leaves the GAN out", exc)
     rates = Rates(grabcut_s, fit_step_s, gan_step_s)
     if distributed.is_main():
         rates_mod.save_rates(rates, ctx.device, cfg.size)
