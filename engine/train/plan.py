@@ -5,7 +5,8 @@ tested without training anything. In ``--minutes`` mode the plan is built from t
 (``rated_plan``): the work a segmenter better than GrabCut needs (GrabCut masks, the prior's fit
 steps, one self-training round) is planned first, photos are sampled when the budget is short,
 and the GAN only runs when what is left after that buys it ``GAN_MIN_STEPS`` steps. Without rates
-(under torchrun) each stage gets a fixed share (``pipeline.split``). In ``--steps`` mode GAN
+(under torchrun; compare and latentdir, whose GAN runs at any budget) each stage gets a fixed
+share (``pipeline.split``). In ``--steps`` mode GAN
 stages end at a global step and fits run a step count scaled from N: no timing decides anything.
 """
 
@@ -56,8 +57,8 @@ MIN_SAMPLE = 64
 # The GAN is optional: it runs only when the time left after the needed work buys it this many
 # steps (CPU runs of 10 min and under had their GAN pairs refused by the gate: issue #16).
 GAN_MIN_STEPS = 3000
-# A run's start-up before its plan (interpreter, torch, reading the folder, the probe) and the
-# GrabCut sample's share of the bootstrap (``bootstrap.GRABCUT_SHARE``), for the estimate.
+# A run's start-up before its plan (interpreter, torch, reading the folder, the probe), for the
+# estimate.
 START_S = 8.0
 
 
