@@ -99,6 +99,7 @@ def main() -> None:
                 plan = plan_of(run)
                 row["plan"] = plan.get("stages")
                 row["plan_note"] = plan.get("note")
+                row["rates"] = plan.get("rates")  # what the run's probe measured
             else:
                 row["error"] = tail.strip().splitlines()[-1] if tail.strip() else "no segmenter.pt"
             rows.append(row)

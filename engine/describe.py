@@ -60,9 +60,12 @@ def rate(event: Progress) -> str:
 
 
 def plan_row(row: dict[str, object]) -> str:
-    """``gan 3.5 min``, ``gan to GAN step 20`` or ``segmenter 400 fit steps``."""
+    """``gan 3.5 min`` (``(~1200 steps)`` with rates), ``gan to GAN step 20`` or
+    ``segmenter 400 fit steps``."""
     if "minutes" in row:
-        return f"{row['stage']} {row['minutes']:g} min"
+        photos = f" on {row['photos']} photos" if "photos" in row else ""
+        steps = f" (~{row['expected_steps']} steps{photos})" if "expected_steps" in row else ""
+        return f"{row['stage']} {row['minutes']:g} min{steps}"
     if "until_step" in row:
         return f"{row['stage']} to GAN step {row['until_step']}"
     if "fit_steps" in row:

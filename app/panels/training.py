@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.controllers.estimate import EstimateController
 from engine.config import SIZES
 from engine.describe import rate, where
 from engine.events import Finished, PhaseChanged, Progress
@@ -154,8 +155,23 @@ class TrainingPanel(QGroupBox):
         self.photos_warning.setWordWrap(True)
         self.photos_warning.setStyleSheet("color: #e0a030")
         self.photos_warning.setVisible(False)
+        # "about N minutes here" before Start, from this machine's last measured rates (issue 16)
+        self.estimate_label = QLabel("")
+        self.estimate_label.setWordWrap(True)
+        self.estimate_label.setToolTip("The budget a segmenter better than GrabCut needs on these "
+                                       "photos here: every photo GrabCut-ed, the prior's fit and "
+                                       "a self-training round, at the speed the last run "
+                                       "measured on this machine.")
+        self.estimate_label.setVisible(False)
+        self.usable_photos = 0
+        self.estimates = EstimateController(self)
+        self.estimates.estimated.connect(self._show_estimate)
+        for signal in (self.minutes.valueChanged, self.size.currentIndexChanged,
+                       self.device.currentIndexChanged, self.by_minutes.toggled):
+            signal.connect(self.refresh_estimate)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
+        layout.addWidget(self.estimate_label)
         layout.addWidget(self.photos_warning)
         layout.addWidget(self.resume_label)
         layout.addLayout(buttons)
@@ -226,8 +242,27 @@ class TrainingPanel(QGroupBox):
         self.progress.setFormat(text)
         self.rate_label.setText(" ")
 
+    @Slot()
+    def refresh_estimate(self) -> None:
+        """Ask (off the GUI thread) for the minutes the folder needs here; shown when it answers."""
+        if not self.by_minutes.isChecked() or self.usable_photos <= 0:
+            self.estimate_label.setVisible(False)
+            return
+        self.estimates.request(self.usable_photos, int(self.size.currentData()),
+                               self.device.currentText(), float(self.minutes.value()))
+
+    @Slot(str)
+    def _show_estimate(self, text: str) -> None:
+        shown = bool(text) and self.by_minutes.isChecked() and self.usable_photos > 0
+        self.estimate_label.setText(text)
+        self.estimate_label.setVisible(shown)
+
     def warn_photos(self, usable: int, still_counting: bool) -> None:
-        """Say so before a run starts on too few photos to learn from."""
+        """Say so before a run starts on too few photos to learn from; the budget estimate
+        follows the photo count."""
+        if usable != self.usable_photos:
+            self.usable_photos = usable
+            self.refresh_estimate()
         few = 0 < usable < max(MIN_PHOTOS, self.batch.value()) and not still_counting
         self.photos_warning.setText(
             f"Only {usable} usable photo{'s' if usable != 1 else ''}: a GAN needs many views of "

@@ -224,12 +224,15 @@ def bootstrap_prior(
     step0: int,
     steps: int | None = None,
     photos: int | None = None,
+    grabcut_share: float | None = None,
 ) -> Generator[Event, None, UNet]:
     """GrabCut the folder (cached), train a UNet on it within ``budget_s``; return it frozen.
 
     ``steps`` also caps training at a step count (benchmarks use it with a generous budget, so that
     a busy CPU changes how long the prior takes, not what it is); ``photos`` caps the GrabCut
-    work at a fixed sample of the folder (``--steps`` mode scales it from the GAN steps).
+    work at a fixed sample of the folder (``--steps`` mode scales it from the GAN steps; the
+    rated plan sizes it to the budget); ``grabcut_share`` is the share of ``budget_s`` GrabCut
+    may take (default ``GRABCUT_SHARE``; the rated plan knows what the sample costs here).
 
     On a stop request the net is returned as it is (possibly untrained) and ``prior.pt`` is not
     written, so a resumed run trains it again (with the masks already computed).
@@ -253,7 +256,8 @@ def bootstrap_prior(
     masks: dict[int, np.ndarray] = {}
     if distributed.is_main():  # under torchrun rank 0 GrabCuts, the others receive its masks
         masks = yield from grabcut_masks(
-            cache, boot_dir / "masks", GRABCUT_SHARE * budget_s, control, step0, photos=photos
+            cache, boot_dir / "masks", (grabcut_share or GRABCUT_SHARE) * budget_s, control, step0,
+            photos=photos
         )
     masks = distributed.broadcast_object(masks)  # type: ignore[assignment]
     if distributed.stop_agreed(control) or not masks:

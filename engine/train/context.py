@@ -8,6 +8,7 @@ state goes to a checkpoint with ``to_payload`` and comes back with ``restore``.
 from __future__ import annotations
 
 import random
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ from engine.runs import checkpoint as ckpt
 from engine.runs.folder import RunFolder
 from engine.runs.metrics_log import MetricsLog
 from engine.train.collapse import MaskStats, Verdict
-from engine.train.plan import Stage
+from engine.train.plan import Measured, Stage
 from engine.train.size_floor import SizeFloor
 
 
@@ -47,6 +48,7 @@ class StageContext:
         self.threads_note = ""  # how the thread count was chosen, when it was timed
         self.dataset: RandomCropDataset | None = None
         self.stages: list[Stage] = []
+        self.measured: Measured | None = None  # the rates the plan was built from (--minutes)
         # The run's global step: every stage's steps count (GAN, prior and segmenter fits, the
         # encoder), so events, metrics.jsonl, checkpoints and previews number one timeline.
         self.step = 0
@@ -101,6 +103,9 @@ class StageContext:
             "dropped_at": -1 if self.dropped_at is None else self.dropped_at,
             "freed_s": self.freed_s,
             "run_elapsed": self.clock.elapsed_s(),
+            "measured": None if self.measured is None else {
+                **asdict(self.measured.rates), "photos": self.measured.photos,
+                "available_s": self.measured.available_s},
             "method": self.method.state_dict(),
             "rng": ckpt.capture_rng(self.data_rng),
         }

@@ -1,13 +1,19 @@
 """The layered-GAN pipeline's stage plan: which stages run, in which order, with which budget.
 
-Pure (a function of the ``RunConfig``), so the plan is tested without training anything. In
-``--minutes`` mode each stage gets a share of the time (``pipeline.split``); in ``--steps`` mode
-GAN stages end at a global step and segmenter stages run ``pipeline.segmenter_steps``.
+Pure (the ``RunConfig`` and this machine's measured ``Rates`` in, stages out), so the plan is
+tested without training anything. In ``--minutes`` mode the plan is built from the rates
+(``rated_plan``): the work a segmenter better than GrabCut needs (GrabCut masks, the prior's fit
+steps, one self-training round) is planned first, photos are sampled when the budget is short,
+and the GAN only runs when what is left after that buys it ``GAN_MIN_STEPS`` steps. Without rates
+(under torchrun; compare and latentdir, whose GAN runs at any budget) each stage gets a fixed
+share (``pipeline.split``). In ``--steps`` mode GAN
+stages end at a global step and fits run a step count scaled from N: no timing decides anything.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import math
 from dataclasses import dataclass, replace
 
 from engine.config import RunConfig
@@ -21,7 +27,39 @@ class Stage:
     budget_s: float | None  # --minutes mode
     end_step: int | None  # --steps mode, GAN stages only: the GAN step (GAN steps only) to stop at
     fit_steps: int | None = None  # --steps mode, prior and segmenter fits: their step count
-    photos: int | None = None  # --steps mode, bootstrap: at most this many photos GrabCut-ed
+    photos: int | None = None  # bootstrap: at most this many photos GrabCut-ed (a fixed sample)
+    expected_steps: int | None = None  # --minutes mode with rates: the steps its time buys here
+    grabcut_share: float | None = None  # with rates: the share of its time GrabCut is planned
+
+
+@dataclass(frozen=True)
+class Rates:
+    """This machine's speed, measured in a run's first seconds (``engine/train/rates.py``) or the
+    last measured one (cached for the app's estimate): seconds per unit of work."""
+
+    grabcut_s: float  # one photo GrabCut-ed (a relabel snap of one photo costs about as much)
+    fit_step_s: float  # one prior / segmenter UNet step (the prior's batch at the run's size)
+    gan_step_s: float | None = None  # one GAN step; None when not measured (no GAN planned)
+
+
+# What a segmenter better than GrabCut needs, measured by bench/prior_steps.py (bench/RESULTS.md,
+# "2026-12-04 (session 3)"): every photo GrabCut-ed, the prior fitted for PRIOR_STEPS steps, then
+# one self-training round (the prior's masks snapped to edges by GrabCut, a fit of
+# SELF_TRAIN_STEPS from the prior). On the demo at 32 px the prior stays under GrabCut (0.889 at
+# 200 steps, 0.893 at 400; GrabCut 0.920); the round after it reaches 0.908 / 0.920 / 0.932 at
+# 100 / 200 / 400 steps. Under that budget a round of at least MIN_SELF_TRAIN_STEPS still pays
+# (+0.02 on the demo for 100 steps, where 200 more prior steps gave +0.004).
+PRIOR_STEPS = 200
+SELF_TRAIN_STEPS = 400
+MIN_SELF_TRAIN_STEPS = 100
+# Fewer photos than this are not a sample worth a prior (the bootstrap's own MIN_MASKS).
+MIN_SAMPLE = 64
+# The GAN is optional: it runs only when the time left after the needed work buys it this many
+# steps (CPU runs of 10 min and under had their GAN pairs refused by the gate: issue #16).
+GAN_MIN_STEPS = 3000
+# A run's start-up before its plan (interpreter, torch, reading the folder, the probe), for the
+# estimate.
+START_S = 8.0
 
 
 # --steps N is about N GAN steps' worth of work: each UNet fit runs N steps (at most
@@ -49,33 +87,94 @@ def segmenter_modules_ready() -> dict[str, bool]:
     return {k: importlib.util.find_spec(v) is not None for k, v in names.items()}
 
 
-def gan_decision(config: RunConfig) -> tuple[bool, str]:
+def needed_work_s(photos: int, rates: Rates) -> float:
+    """Seconds of stage work a segmenter better than GrabCut needs on ``photos`` photos here:
+    every photo GrabCut-ed, the prior's steps, every photo snapped again, the self-training fit."""
+    return 2 * photos * rates.grabcut_s + (PRIOR_STEPS + SELF_TRAIN_STEPS) * rates.fit_step_s
+
+
+def needed_minutes(photos: int, rates: Rates) -> float:
+    """The ``--minutes`` budget that buys ``needed_work_s`` here, start-up and reserve included."""
+    return (START_S + needed_work_s(photos, rates) + RESERVE_S) / (1 - RESERVE_SHARE) / 60
+
+
+def estimate_line(photos: int, rates: Rates, minutes: float) -> str | None:
+    """"about N minutes here; you gave M" when ``minutes`` is under the estimate, else None."""
+    need = math.ceil(needed_minutes(photos, rates) * 2) / 2  # to the next half minute
+    if minutes >= need:
+        return None
+    return (f"about {need:g} minutes here for a segmenter better than GrabCut on these {photos} "
+            f"photos; you gave {minutes:g}: this run GrabCuts a sample and fits fewer steps")
+
+
+def available_seconds(total_s: float, elapsed_s: float) -> float:
+    """The stage time a ``--minutes`` run has left now (its reserve for the last writes kept)."""
+    return max(0.0, total_s - RESERVE_S - RESERVE_SHARE * total_s - elapsed_s)
+
+
+@dataclass(frozen=True)
+class Measured:
+    """What the rated plan is built from: this machine's rates, the folder's photo count and the
+    stage seconds the run has left when it plans (saved in checkpoints: a resume replans alike)."""
+
+    rates: Rates
+    photos: int
+    available_s: float
+
+
+def gan_decision(config: RunConfig, measured: Measured | None = None) -> tuple[bool, str]:
     """Whether the plan trains the GAN, and why not when it does not (pure).
 
-    ``--no-gan`` says so; a ``--minutes`` budget under ``pipeline.min_gan_minutes`` leaves the
-    GAN out because its minutes would only be taken from the segmenter (the prior and
-    self-training on the photos beat a few hundred CPU GAN steps whose pairs the gate refuses).
-    The GAN needs the prior and segmenter stages to be left out (else nothing would remain).
+    ``--no-gan`` says so. With this machine's rates the GAN runs only when the time left after
+    the work the segmenter needs (``needed_work_s``) buys it ``GAN_MIN_STEPS`` steps; without
+    rates, a ``--minutes`` budget under ``pipeline.min_gan_minutes`` leaves it out. Either way
+    its minutes would otherwise only be taken from the segmenter. ``min_gan_minutes = 0`` keeps
+    the GAN at any budget (compare, latentdir). The GAN needs the prior and segmenter stages to
+    be left out (else nothing would remain).
     """
     pipe = config.pipeline
     if not pipe.gan:
         return False, "no GAN (asked): the label-free prior, then self-training on your photos"
     can_drop = pipe.bootstrap and pipe.segmenter
-    if can_drop and config.minutes is not None and config.minutes < pipe.min_gan_minutes:
+    if not can_drop or config.minutes is None or pipe.min_gan_minutes <= 0:
+        return True, ""
+    if measured is not None:
+        need = needed_work_s(measured.photos, measured.rates)
+        step_s = measured.rates.gan_step_s
+        gan_s = math.inf if step_s is None else GAN_MIN_STEPS * step_s
+        if measured.available_s < need + gan_s:
+            cost = "" if step_s is None else f" (about {gan_s / 60:.0f} min here)"
+            return False, (
+                f"no GAN: {config.minutes:g} min leaves too little for its {GAN_MIN_STEPS} steps"
+                f"{cost} after the prior and self-training, so they get the whole budget")
+        return True, ""
+    if config.minutes < pipe.min_gan_minutes:
         return False, (
             f"no GAN: {config.minutes:g} min is under the {pipe.min_gan_minutes:g} min it needs "
             "to pay off, so the prior and self-training on your photos get the whole budget")
     return True, ""
 
 
-def plan_stages(config: RunConfig) -> list[Stage]:
-    """Stages and their budgets (pure: a function of the config); fractions are renormalised
-    over the stages that run."""
+def rates_decide(config: RunConfig) -> bool:
+    """Whether measured rates shape this run's plan: ``--minutes`` runs of the full pipeline,
+    except where the GAN is kept at any budget (``min_gan_minutes = 0``: compare, latentdir's
+    generator), whose stages keep their fixed shares (the segmenter's needs would take the GAN's)."""
+    pipe = config.pipeline
+    return (config.minutes is not None and pipe.bootstrap and pipe.segmenter
+            and (pipe.min_gan_minutes > 0 or not pipe.gan))
+
+
+def plan_stages(config: RunConfig, measured: Measured | None = None) -> list[Stage]:
+    """Stages and their budgets (pure: the config and, in ``--minutes`` mode, the measured
+    rates). Without rates, fractions are renormalised over the stages that run."""
     cfg, pipe = config, config.pipeline
     ready = segmenter_modules_ready()
     use_boot = pipe.bootstrap and ready["bootstrap"]
     use_seg = pipe.segmenter and ready["fit"] and ready["pairs"]
-    use_gan = gan_decision(config)[0] or not (use_boot and use_seg)
+    rated = measured if rates_decide(cfg) and use_boot and use_seg else None
+    use_gan = gan_decision(config, rated)[0] or not (use_boot and use_seg)
+    if rated is not None and not use_gan:
+        return rated_plan(pipe.rounds, rated)
     rounds = pipe.rounds if use_seg else 0
     split = pipe.split
     weights = {"bootstrap": split.bootstrap if use_boot else 0.0,
@@ -108,7 +207,93 @@ def plan_stages(config: RunConfig) -> list[Stage]:
             stages.append(Stage(f"round-{k}-segmenter", "segmenter", budget(share), None, fit))
     if not use_gan:
         return stages  # the encoder inverts a generator: there is none
-    return perturbgan_encoder.add_encoder_stage(cfg, stages)
+    stages = perturbgan_encoder.add_encoder_stage(cfg, stages)
+    return with_needed_floors(stages, rated) if rated is not None else stages
+
+
+def rated_plan(max_rounds: int, measured: Measured) -> list[Stage]:
+    """The no-GAN plan from this machine's rates (pure): the prior, then self-training.
+
+    What the segmenter needs comes first. When the budget holds every photo GrabCut-ed, the
+    prior's ``PRIOR_STEPS`` and a self-training round of ``SELF_TRAIN_STEPS``, more rounds
+    follow (each as costly) and what is left lengthens every fit. When it does not, GrabCut
+    and the relabelling cover a sample of the photos sized so that the fits keep their steps
+    (never under ``MIN_SAMPLE`` photos); below that the round gets what is left after the
+    prior's steps, down to ``MIN_SELF_TRAIN_STEPS``; below even that, the prior alone gets the
+    budget and becomes the run's segmenter (a second fit of a few steps at a restarted learning
+    rate would only undo it). Each stage's GrabCut share of its time is planned too (``grabcut_share``).
+    """
+    g, u, n_all = measured.rates.grabcut_s, measured.rates.fit_step_s, measured.photos
+    t = measured.available_s
+    full_boot = n_all * g + PRIOR_STEPS * u
+    full_seg = n_all * g + SELF_TRAIN_STEPS * u
+    if t >= full_boot + full_seg:
+        rounds = min(max_rounds, int((t - full_boot - full_seg) // full_seg))
+        fits = [PRIOR_STEPS] + [SELF_TRAIN_STEPS] * (1 + rounds)
+        extra = t - full_boot - (1 + rounds) * full_seg
+        steps = [k + extra * k / sum(fits) / u for k in fits]
+        return [_rated_stage(name, n_all, k, measured, None)
+                for name, k in zip(_stage_names(len(fits)), steps, strict=True)]
+    sample = min(n_all, MIN_SAMPLE)
+    n = int((t - (PRIOR_STEPS + SELF_TRAIN_STEPS) * u) // (2 * g))
+    if n >= sample:
+        return [_rated_stage("bootstrap", n, PRIOR_STEPS, measured, n),
+                _rated_stage("segmenter", n, SELF_TRAIN_STEPS, measured, n)]
+    self_steps = (t - 2 * sample * g) / u - PRIOR_STEPS  # the smallest sample, a shorter round
+    if self_steps >= MIN_SELF_TRAIN_STEPS:
+        return [_rated_stage("bootstrap", sample, PRIOR_STEPS, measured, sample),
+                _rated_stage("segmenter", sample, self_steps, measured, sample)]
+    n = max(1, min(sample, int(0.5 * t // g)))  # GrabCut at most half of a tiny budget
+    return [_rated_stage("bootstrap", n, max(0.0, (t - n * g) / u), measured, n)]
+
+
+def _stage_names(count: int) -> list[str]:
+    return ["bootstrap", "segmenter"] + [f"round-{k}-segmenter" for k in range(1, count - 1)]
+
+
+def _rated_stage(name: str, photos: int, steps: float, measured: Measured,
+                 sample: int | None) -> Stage:
+    """A bootstrap or segmenter stage of ``photos`` GrabCut-ed or snapped and ``steps`` fit steps."""
+    g, u = measured.rates.grabcut_s, measured.rates.fit_step_s
+    grabcut = photos * g
+    budget = grabcut + steps * u
+    kind = "bootstrap" if name == "bootstrap" else "segmenter"
+    share = min(MAX_GRABCUT_SHARE, GRABCUT_MARGIN * grabcut / budget) if budget > 0 else None
+    return Stage(name, kind, budget, None, photos=sample if kind == "bootstrap" else None,
+                 expected_steps=int(steps), grabcut_share=share)
+
+
+# GrabCut may overrun its planned seconds by this factor (the probe timed one or two photos)...
+GRABCUT_MARGIN = 1.15
+# ... but never take more of a stage than this: the fit is what the stage is for.
+MAX_GRABCUT_SHARE = 0.8
+
+
+def with_needed_floors(stages: list[Stage], measured: Measured) -> list[Stage]:
+    """A GAN plan whose bootstrap and first segmenter stage keep what they need (pure): their
+    budgets are raised to ``needed_work_s``'s parts, the other stages' scaled to the same total;
+    every stage says the steps its time buys here."""
+    r, n = measured.rates, measured.photos
+    floors = {"bootstrap": n * r.grabcut_s + PRIOR_STEPS * r.fit_step_s,
+              "segmenter": n * r.grabcut_s + SELF_TRAIN_STEPS * r.fit_step_s}
+    total = measured.available_s  # the fractions' budgets are shares of the whole --minutes
+    raised = {s.name: max(s.budget_s or 0.0, floors[s.name]) for s in stages if s.name in floors}
+    others = sum(s.budget_s or 0.0 for s in stages if s.name not in floors)
+    scale = max(0.0, total - sum(raised.values())) / others if others > 0 else 0.0
+    out = []
+    for s in stages:
+        budget = raised[s.name] if s.name in raised else (s.budget_s or 0.0) * scale
+        if s.kind == "gan" and r.gan_step_s:
+            expected, share = int(budget / r.gan_step_s), None
+        elif s.kind in ("bootstrap", "segmenter"):
+            grabcut = n * r.grabcut_s
+            expected = int(max(0.0, budget - grabcut) / r.fit_step_s)
+            share = min(MAX_GRABCUT_SHARE, GRABCUT_MARGIN * grabcut / budget) if budget else None
+        else:
+            expected, share = None, None
+        out.append(replace(s, budget_s=budget, expected_steps=expected,
+                           grabcut_share=share if s.kind != "gan" else None))
+    return out
 
 
 OPTIONAL_KINDS = ("gan", perturbgan_encoder.STAGE_KIND)
@@ -165,6 +350,8 @@ def describe_plan(stages: list[Stage]) -> list[dict[str, object]]:
             row["until_step"] = s.end_step
         elif s.fit_steps is not None:
             row["fit_steps"] = s.fit_steps
+        if s.expected_steps is not None:
+            row["expected_steps"] = s.expected_steps
         if s.photos is not None:
             row["photos"] = s.photos
         rows.append(row)

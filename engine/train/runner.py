@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Generator, Iterator
-from dataclasses import replace
+from dataclasses import asdict, replace
+from pathlib import Path
 
 from engine.atomic import DiskFullError
 from engine.config import RunConfig
@@ -131,6 +132,7 @@ def _execute(ctx: StageContext, resume: bool) -> Generator[Event, None, None]:
         ctx.stage_elapsed = 0.0
         ctx.stage_start_step = ctx.step
         yield ctx.checkpoint(good=healthy_now(ctx))
+    prior_is_the_segmenter(ctx)
     yield Finished(ctx.step, str(ctx.run_dir), stopped=False, summary=ctx.summary())
 
 
@@ -153,6 +155,14 @@ def stage_end_step(ctx: StageContext, stage: Stage, reported: int) -> int:
     if ctx.config.steps is not None and stage.fit_steps is not None:
         return ctx.step + stage.fit_steps
     return reported
+
+
+def prior_is_the_segmenter(ctx: StageContext) -> None:
+    """A plan of the bootstrap alone (a budget too short for anything after it) ends with the
+    prior as the run's ``segmenter.pt``: no later stage writes one."""
+    if [s.kind for s in ctx.stages] == ["bootstrap"] and ctx.prior is not None and distributed.is_main():
+        ctx.folder.write_segmenter(ctx.prior, ctx.config.size, ctx.config.method,
+                                   Path(ctx.config.folder).name)
 
 
 def with_run_eta(ctx: StageContext, events: Generator[Event, None, None]) -> Generator[Event, None, None]:
@@ -196,10 +206,15 @@ def plan_event(ctx: StageContext) -> PlanMade:
     if ctx.config.minutes is not None:
         left = _shares(ctx.config.minutes * 60, ctx.clock.elapsed_s(), left)
     rows = describe_plan(left)
-    note = gan_decision(ctx.config)[1] if not any(s.kind == "gan" for s in ctx.stages) else ""
+    gan_planned = any(s.kind == "gan" for s in ctx.stages)
+    note = "" if gan_planned else gan_decision(ctx.config, ctx.measured)[1]
     if ctx.dropped:
         note = f"dropped after failing: {', '.join(ctx.dropped)}"
-    ctx.metrics.append({"step": ctx.step, "event": "plan", "stages": rows, "note": note})
+    record = {"step": ctx.step, "event": "plan", "stages": rows, "note": note}
+    if ctx.measured is not None:  # what the plan was built from: this machine's rates
+        record["rates"] = {**asdict(ctx.measured.rates), "photos": ctx.measured.photos,
+                           "available_s": round(ctx.measured.available_s, 1)}
+    ctx.metrics.append(record)
     return PlanMade(ctx.step, rows, note)
 
 

@@ -81,6 +81,7 @@ def bootstrap_stage(ctx: StageContext, stage: Stage) -> Generator[Event, None, N
     prior = yield from bootstrap_prior(
         ctx.dataset.cache, ctx.run_dir, ctx.config.size, ctx.device,
         budget, ctx.control, ctx.step, steps=steps, photos=stage.photos,
+        grabcut_share=stage.grabcut_share,
     )
     if not ctx.control.stop_requested:
         ctx.segmenter = ctx.prior = prior
@@ -182,7 +183,8 @@ def photo_pairs(ctx: StageContext, teacher: Any, stage: Stage) -> Generator[Even
 
         labels = None
         if distributed.is_main():  # under torchrun rank 0 refines, the others receive it
-            deadline = None if stage.budget_s is None else RELABEL_SHARE * stage.budget_s
+            share = stage.grabcut_share or RELABEL_SHARE  # the rated plan sizes it
+            deadline = None if stage.budget_s is None else share * stage.budget_s
             labels = yield from refined_labels(ctx.dataset.cache, teacher, ctx.config.size,
                                                ctx.device, ctx.control, stage.name, ctx.step,
                                                deadline_s=deadline)

@@ -6,8 +6,10 @@ stage plan. Every refusal here is the user's to fix, so it is an ``InputError`` 
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
+import numpy as np
 import torch
 
 from engine import config as config_mod
@@ -18,9 +20,21 @@ from engine.errors import InputError
 from engine.methods import build_method
 from engine.parallel import distributed
 from engine.runs import checkpoint as ckpt
+from engine.train import rates as rates_mod
 from engine.train.context import StageContext
-from engine.train.plan import gate_warnings, plan_stages
+from engine.train.plan import (
+    Measured,
+    Rates,
+    available_seconds,
+    estimate_line,
+    gate_warnings,
+    needed_work_s,
+    plan_stages,
+    rates_decide,
+)
 from engine.train.threads import choose_threads
+
+log = logging.getLogger(__name__)
 
 GUARD_SAMPLES = 64
 MAX_BAD_FILE_WARNINGS = 10
@@ -61,7 +75,10 @@ def setup_run(ctx: StageContext, resume: bool) -> tuple[dict[str, Any] | None, l
     codes_rng = torch.Generator().manual_seed(cfg.seed + 1)
     ctx.preview_codes = ctx.method.sample_codes(cfg.preview_count, codes_rng)
     ctx.guard_codes = ctx.method.sample_codes(GUARD_SAMPLES, codes_rng)
-    ctx.stages = plan_stages(cfg)
+    ctx.measured = saved_measure(payload) if payload is not None else None
+    if ctx.measured is None and payload is None and wants_rates(cfg):
+        ctx.measured = measure(ctx)
+    ctx.stages = plan_stages(cfg, ctx.measured)
     if payload is not None:
         ctx.restore(payload)
         ctx.metrics.truncate_after(ctx.step)
@@ -71,7 +88,52 @@ def setup_run(ctx: StageContext, resume: bool) -> tuple[dict[str, Any] | None, l
     if len(bad_files) > MAX_BAD_FILE_WARNINGS:
         warnings.append(("bad-file", f"skipped {len(bad_files)} unreadable files in all"))
     warnings += [("warning", text) for text in gate_warnings(cfg)]
+    if ctx.measured is not None and payload is None and cfg.minutes is not None:
+        line = estimate_line(ctx.measured.photos, ctx.measured.rates, cfg.minutes)
+        if line is not None:
+            warnings.append(("estimate", line))
     return payload, warnings
+
+
+def wants_rates(cfg: RunConfig) -> bool:
+    """Whether the plan is built from measured rates (``rates_decide``), in one process: under
+    torchrun every rank must plan alike, so fixed shares there."""
+    return rates_decide(cfg) and not distributed.launched()
+
+
+def measure(ctx: StageContext) -> Measured:
+    """This machine's rates, timed now on the run's clock (the probe is paid out of the
+    budget), and kept for the app's estimate. The GAN is timed only when the time left could
+    hold more than the segmenter's needed work (else it cannot run anyway)."""
+    cfg = ctx.config
+    assert ctx.dataset is not None and cfg.minutes is not None
+    total = cfg.minutes * 60
+    photos = len(ctx.dataset.cache)
+    grabcut_s = rates_mod.time_grabcut(ctx.dataset.cache, ctx.run_dir / "bootstrap" / "masks")
+    fit_step_s = rates_mod.time_fit_step(cfg.size, ctx.device)
+    gan_step_s = None
+    need = needed_work_s(photos, Rates(grabcut_s, fit_step_s))
+    if cfg.pipeline.gan and available_seconds(total, ctx.clock.elapsed_s()) > need:
+        real = ctx.dataset.sample_batch(cfg.batch, np.random.default_rng(cfg.seed))
+        try:
+            gan_step_s = rates_mod.time_gan_step(cfg, ctx.device, real.to(ctx.device))
+        except RuntimeError as exc:  # out of memory, say: the GAN is then not planned
+            log.warning("timing a GAN step failed (%s); the plan leaves the GAN out", exc)
+    rates = Rates(grabcut_s, fit_step_s, gan_step_s)
+    if distributed.is_main():
+        rates_mod.save_rates(rates, ctx.device, cfg.size)
+    return Measured(rates, photos, available_seconds(total, ctx.clock.elapsed_s()))
+
+
+def saved_measure(payload: dict[str, Any]) -> Measured | None:
+    """The rates, photo count and time the saved run planned with (a resume plans alike)."""
+    saved = payload.get("measured")
+    if not isinstance(saved, dict):
+        return None
+    gan = saved.get("gan_step_s")
+    rates = Rates(float(saved["grabcut_s"]), float(saved["fit_step_s"]),
+                  None if gan is None else float(gan))
+    return Measured(rates, int(saved["photos"]), float(saved["available_s"]))
 
 
 def resume_payload(ctx: StageContext) -> dict[str, Any] | None:

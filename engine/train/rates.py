@@ -1,0 +1,164 @@
+"""This machine's speed, measured in a ``--minutes`` run's first seconds, and the last one kept.
+
+The rated plan (``plan.rated_plan``) decides which stages run and how long each gets from how
+fast this machine GrabCuts a photo and steps the UNet and the GAN, not from fixed fractions: a
+2-core laptop and a GPU box need different plans for the same budget. The probe is short (one or
+two photos, a few steps: seconds) and runs on the run's clock, so it is paid out of the budget.
+Its GrabCut masks land in the run's mask cache, where the bootstrap reuses them.
+
+The last measured rates are also kept in the user's data directory (``appdirs``), keyed by
+device and size, so the app can say "about N minutes here" before *Start* without a probe.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import appdirs
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from engine.atomic import write_text
+from engine.config import RunConfig
+from engine.data import ImageCache
+from engine.train.plan import Rates
+
+log = logging.getLogger(__name__)
+
+PROBE_PHOTOS = 2
+PROBE_FIT_STEPS = 3
+PROBE_GAN_STEPS = 1
+
+
+def cache_file() -> Path:
+    """Where the last measured rates are kept (the user's data directory)."""
+    return Path(appdirs.user_data_dir("Peel")) / "rates.json"
+
+
+def cache_key(device: torch.device | str, size: int) -> str:
+    return f"{torch.device(device).type}-{size}"
+
+
+def time_grabcut(cache: ImageCache, mask_dir: Path, photos: int = PROBE_PHOTOS) -> float:
+    """Seconds per photo of the bootstrap's GrabCut, on the folder's own photos; the masks are
+    written to ``mask_dir`` (the run's cache: the bootstrap reuses them, the time is not lost)."""
+    from engine.segmenter.grabcut_cache import cache_key as mask_key
+    from engine.segmenter.grabcut_cache import compute_one
+
+    mask_dir.mkdir(parents=True, exist_ok=True)
+    times = []
+    for path in cache.paths[:photos]:
+        dst = mask_dir / f"{mask_key(path)}.png"
+        t0 = time.perf_counter()
+        compute_one((str(path), str(dst)))  # an unreadable photo costs its time too
+        times.append(time.perf_counter() - t0)
+    return float(np.mean(times)) if times else 0.0
+
+
+def time_fit_step(size: int, device: torch.device, steps: int = PROBE_FIT_STEPS) -> float:
+    """Seconds per step of the prior's fit (the bootstrap's UNet, batch and augmentation) at
+    ``size``: the median of ``steps`` after one warm-up step (a shared machine's load comes and
+    goes: one slow or fast step does not set the plan); the RNGs are left as they were."""
+    from engine.nets.unet import UNet
+    from engine.segmenter.augment import AugmentConfig, augment_pairs
+    from engine.segmenter.bootstrap import BATCH, prior_config
+
+    with torch.random.fork_rng(devices=[]):
+        net = UNet(prior_config()).to(device, memory_format=torch.channels_last).train()
+        opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+        images = torch.rand(BATCH, 3, size, size, device=device) * 2 - 1
+        masks = (torch.rand(BATCH, 1, size, size, device=device) > 0.5).float()
+        times = []
+        for k in range(steps + 1):
+            t0 = time.perf_counter()
+            x, m = augment_pairs(images, masks, AugmentConfig())
+            loss = F.binary_cross_entropy_with_logits(
+                net(x.contiguous(memory_format=torch.channels_last)).float(), m)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            _sync(device)
+            if k > 0:
+                times.append(time.perf_counter() - t0)
+    return float(np.median(times))
+
+
+def time_gan_step(config: RunConfig, device: torch.device, real: torch.Tensor,
+                  steps: int = PROBE_GAN_STEPS) -> float:
+    """Seconds per step of the run's GAN, on a throwaway copy (its own init, RNGs left as they
+    were), after one warm-up step."""
+    from engine.methods import build_method
+
+    with torch.random.fork_rng(devices=[]):
+        method = build_method(config, device)
+        method.step(real)
+        _sync(device)
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            method.step(real)
+        _sync(device)
+    return (time.perf_counter() - t0) / steps
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def save_rates(rates: Rates, device: torch.device | str, size: int) -> None:
+    """Keep ``rates`` as this machine's last for (device, size); never fails a run."""
+    path = cache_file()
+    try:
+        known = _read(path)
+        known[cache_key(device, size)] = {**asdict(rates), "measured_at": time.time()}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_text(path, json.dumps(known, indent=1) + "\n")
+    except OSError as exc:
+        log.info("could not keep the measured rates in %s: %s", path, exc)
+
+
+def load_rates(device: torch.device | str, size: int) -> Rates | None:
+    """The last rates measured here for (device, size), or None."""
+    entry = _read(cache_file()).get(cache_key(device, size))
+    if not isinstance(entry, dict):
+        return None
+    try:
+        return Rates(float(entry["grabcut_s"]), float(entry["fit_step_s"]),
+                     None if entry.get("gan_step_s") is None else float(entry["gan_step_s"]))
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def estimate_text(photos: int, size: int, device: str, minutes: float) -> str:
+    """What the app shows before *Start*: the budget this folder needs here for a segmenter
+    better than GrabCut, from the last rates measured on this machine (no probe: a file read)."""
+    from engine.train.plan import estimate_line, needed_minutes
+
+    if photos <= 0:
+        return ""
+    kind = device if device in ("cpu", "cuda") else ("cuda" if torch.cuda.is_available() else "cpu")
+    rates = load_rates(kind, size)
+    if rates is None:
+        return ("No estimate yet: the first run with a time budget measures this machine's speed, "
+                "then the minutes this folder needs are shown here.")
+    line = estimate_line(photos, rates, minutes)
+    if line is not None:
+        return line[0].upper() + line[1:] + "."
+    need = math.ceil(needed_minutes(photos, rates) * 2) / 2
+    return (f"About {need:g} minutes here for a segmenter better than GrabCut on these {photos} "
+            f"photos: {minutes:g} is enough.")
