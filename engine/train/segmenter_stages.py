@@ -145,7 +145,7 @@ def segmenter_stage(ctx: StageContext, stage: Stage) -> Generator[Event, None, N
         budget = max(budget - (time.perf_counter() - t_stage), MIN_FIT_SHARE * budget)
     unet = yield from fit_unet(
         sampler, start, ctx.device, budget, steps,
-        pipe.segmenter_batch, ctx.control, stage.name, ctx.step,
+        pipe.segmenter_batch, ctx.control, stage.name, ctx.step, confidence_weighted=True,
     )
     if ctx.control.stop_requested:
         return
