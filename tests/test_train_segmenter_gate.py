@@ -126,3 +126,25 @@ def test_pair_source_decision_is_a_function_of_the_measurements():
     assert not choose_pair_source(True, 0.1, 0.4, None, PIPE).generated
     box = choose_pair_source(True, 0.9, 0.95, 10 * enough, PIPE)
     assert not box.generated and "one shape for every latent code" in box.warning
+
+
+def test_a_fit_from_the_previous_segmenter_fine_tunes_at_a_lower_rate(
+    tiny_demo_folder, tmp_path, monkeypatch
+):
+    """A fresh Adam at the from-scratch rate undid the prior's weights in short stages (#18): a
+    fit that starts from the previous segmenter uses FINETUNE_LR, one from scratch SCRATCH_LR."""
+    from engine.segmenter import fit
+
+    real_fit, rates = fit.fit_unet, []
+
+    def spy(*args, **kwargs):
+        rates.append(kwargs.get("lr"))
+        return real_fit(*args, **kwargs)
+
+    monkeypatch.setattr(fit, "fit_unet", spy)
+    cfg = tiny_config(tiny_demo_folder, tmp_path / "run", steps=4, pipeline=PIPE)
+    events = run_all(cfg)
+    assert isinstance(events[-1], Finished)
+    # No bootstrap here: the first fit starts from scratch, the round's from the first fit.
+    assert rates == [segmenter_stages.SCRATCH_LR, segmenter_stages.FINETUNE_LR]
+    assert segmenter_stages.FINETUNE_LR < segmenter_stages.SCRATCH_LR
