@@ -14,6 +14,7 @@ from engine.train.pair_sources import (
     Bank,
     BankRules,
     agreeing_bank,
+    bank_hopeless,
     bank_pairs,
     best_agreeing,
     sample_ious,
@@ -84,3 +85,29 @@ def test_bank_pairs_draw_from_the_bank_only() -> None:
     assert images.shape == (12, 3, 2, 2) and drawn.shape == (12, 1, 2, 2)
     assert torch.equal(images[:, :1] / 4, drawn)  # each image with its own mask
     assert set(images[:, 0, 0, 0].tolist()) <= {0.0, 1.0, 2.0, 3.0}
+
+
+def test_drawing_stops_early_when_too_few_candidates_agree() -> None:
+    rules = BankRules(candidates=2048, needed=64, look=256)
+    assert not bank_hopeless(0, 128, rules)  # too early to judge
+    assert bank_hopeless(1, 256, rules)  # projects to 8 of 2,048: under half of 64
+    assert not bank_hopeless(8, 256, rules)  # projects to 64
+    assert not bank_hopeless(0, 2048, BankRules(needed=0))  # 0: never stops early
+
+
+class BlindJudgeCounter:
+    """A judge that never agrees with anything (sees no object), counting the candidates."""
+
+    def __init__(self) -> None:
+        self.seen = 0
+
+    def __call__(self, composite: torch.Tensor) -> torch.Tensor:
+        self.seen += composite.shape[0]
+        return torch.full_like(composite[:, :1], -8.0)
+
+
+def test_bank_stops_drawing_when_the_prior_agrees_with_none() -> None:
+    judge = BlindJudgeCounter()
+    rules = BankRules(candidates=1024, chunk=64, min_iou=0.6, needed=64, look=128)
+    bank = agreeing_bank(HalfWrongGenerator(), judge, seed=2, rules=rules)  # type: ignore[arg-type]
+    assert len(bank) == 0 and bank.candidates == 128 and judge.seen == 128

@@ -193,7 +193,8 @@ def measure_bank(ctx: StageContext, judge: Any, stage: Stage) -> pair_sources.Ba
     pipe = ctx.config.pipeline
     rules = pair_sources.BankRules(
         candidates=BANK_BATCHES * pipe.segmenter_batch, min_iou=pipe.min_agreement,
-        max_seconds=None if stage.budget_s is None else BANK_SHARE * stage.budget_s)
+        max_seconds=None if stage.budget_s is None else BANK_SHARE * stage.budget_s,
+        needed=MIN_BANK)
     return pair_sources.agreeing_bank(ctx.method, judge, ctx.seed + 19, rules)
 
 
