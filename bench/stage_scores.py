@@ -105,7 +105,8 @@ def score_run(run_dir: Path, scorer: Scorer, device: str = "cpu") -> dict[str, A
         if stage in events:
             e = events[stage]
             row.update({"gan_pairs": e.get("gan_pairs"), "agreement": e.get("agreement"),
-                        "sameness": e.get("sameness")})
+                        "sameness": e.get("sameness"), "kept_pairs": e.get("kept_pairs"),
+                        "candidates": e.get("candidates")})
         stages.append(row)
     return {"run": str(run_dir), "stages": stages}
 

@@ -219,8 +219,9 @@ class PipelineConfig:
     segmenter_steps: int = 400  # segmenter (and bootstrap prior) fit steps in --steps mode
     segmenter_batch: int = 32
     round_gan_fraction: float = 0.25  # each round's GAN steps, as a fraction of --steps
-    # Segmenter stages trust generated pairs only when the prior agrees with their masks.
-    min_agreement: float = 0.5
+    # Segmenter stages use a generated pair only when the prior's mask of its composite has at
+    # least this IoU with the generator's mask (per pair, #18; it was the batch mean before).
+    min_agreement: float = 0.6
     max_sameness: float = 0.8  # ... and only when its masks are not one shape for every code
     real_mix: float = 0.5  # share of prior-labelled real photos in a batch when pairs are trusted
     # Photo labels of segmenter stages: the teacher's masks snapped to edges by GrabCut (relabel.py)

@@ -13,7 +13,7 @@ from engine.control import RunControl
 from engine.data import load_folder, square_resize
 from engine.demo import make_demo_folder
 from engine.imageio import read_mask
-from engine.segmenter.relabel import refined_labels
+from engine.segmenter.relabel import IGNORE, refined_labels
 
 
 class CentredDisc(nn.Module):
@@ -44,6 +44,8 @@ def _drain(gen):
 
 @pytest.mark.usefixtures("one_torch_thread")
 def test_refined_labels_beat_the_teacher(tmp_path: Path) -> None:
+    """Where the targets give a label, it is right more often than the teacher's mask: GrabCut
+    fixes the outline, and where it contradicts a decided teacher the pixel is left unlabelled."""
     folder = tmp_path / "demo"
     make_demo_folder(folder, count=10, size=128, seed=3)
     cache = load_folder(folder, 64)
@@ -55,19 +57,22 @@ def test_refined_labels_beat_the_teacher(tmp_path: Path) -> None:
     assert labels is not None
     images, masks = labels
     assert images.shape[1:] == (side, side, 3) and masks.shape[1:] == (side, side)
-    assert set(np.unique(masks)) <= {0, 255}
+    assert set(np.unique(masks)) <= {0, IGNORE, 255}
     assert any(e.phase == "test" for e in events)
 
     truth = {p.name: square_resize(read_mask(folder / "masks" / p.name), side) > 127
              for p in cache.paths}
     teacher_mask = CentredDisc()(torch.zeros(1, 3, side, side))[0, 0].numpy() > 0
     by_image = {img.tobytes(): i for i, img in enumerate(cache.images)}
-    before, after = [], []
+    before, after, labelled = [], [], []
     for img, mask in zip(images, masks, strict=True):
         gt = truth[cache.paths[by_image[img.tobytes()]].name]
-        before.append(_iou(teacher_mask, gt))
-        after.append(_iou(mask > 0, gt))
-    assert np.mean(after) > np.mean(before) + 0.1, (np.mean(before), np.mean(after))
+        known = mask != IGNORE
+        before.append(float(np.mean(teacher_mask == gt)))
+        after.append(float(np.mean((mask[known] == 255) == gt[known])))
+        labelled.append(float(known.mean()))
+    assert np.mean(after) > np.mean(before) + 0.03, (np.mean(before), np.mean(after))
+    assert np.mean(labelled) > 0.5  # most pixels keep a label
 
 
 def test_stop_request_returns_none(tmp_path: Path) -> None:

@@ -39,6 +39,20 @@ def dice_loss(logits: torch.Tensor, target: torch.Tensor, eps: float = 1.0) -> t
     return (1 - (2 * inter + eps) / (prob.sum(1) + t.sum(1) + eps)).mean()
 
 
+def label_weights(masks: torch.Tensor) -> torch.Tensor:
+    """Per-pixel confidence of a target in [0, 1]: |2m − 1|. A decided pixel (0 or 1) weighs 1, an
+    unlabelled one (0.5, ``relabel.IGNORE``) 0, a generator's grey pixel in between."""
+    return (2 * masks - 1).abs()
+
+
+def weighted_bce(logits: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+    """BCE averaged over the labelled pixels, each weighted by ``label_weights``: unlabelled
+    pixels give no gradient, so the net keeps its own answer there instead of learning a 0.5."""
+    w = label_weights(masks)
+    bce = F.binary_cross_entropy_with_logits(logits, masks, reduction="none")
+    return (bce * w).sum() / w.sum().clamp(min=1e-6)
+
+
 def fit_unet(
     sample: Sampler,
     unet: UNet,
@@ -52,12 +66,15 @@ def fit_unet(
     lr: float = 2e-3,
     dice_weight: float = 0.0,
     augment: AugmentConfig | None = AugmentConfig(),
+    confidence_weighted: bool = False,
 ) -> Generator[Event, None, UNet]:
     """Train ``unet`` in place; yields events, returns the net in eval mode.
 
     ``sample(n)`` gives images in [-1, 1] (n, 3, H, W) and masks in [0, 1] (n, 1, H, W); H and W
     must be multiples of the net's stride. Stops at the budget, the step count or a stop request
     (checked between steps, so the net is always in a consistent state). Paused time does not count.
+    ``confidence_weighted``: the loss is ``weighted_bce`` (self-training targets with unlabelled
+    pixels); else plain BCE (the prior's GrabCut masks, where every pixel counts).
     """
     if budget_s is None and steps is None:
         raise ValueError("fit_unet needs a time budget, a step count, or both")
@@ -84,7 +101,10 @@ def fit_unet(
         with amp:
             logits = unet(images.contiguous(memory_format=torch.channels_last))
         logits = logits.float()
-        bce = F.binary_cross_entropy_with_logits(logits, masks)
+        if confidence_weighted:
+            bce = weighted_bce(logits, masks)
+        else:
+            bce = F.binary_cross_entropy_with_logits(logits, masks)
         loss = bce
         # Dice is always reported (an overlap figure the user can read) but not trained on by
         # default: on horses it did not help (bench/RESULTS.md, segmenter ablation).
