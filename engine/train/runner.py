@@ -29,10 +29,8 @@ from engine.errors import InputError, failed_event
 from engine.events import (
     Event,
     Finished,
-    Losses,
     PhaseChanged,
     PlanMade,
-    Progress,
     Started,
     WarningEvent,
 )
@@ -51,6 +49,7 @@ from engine.train.plan import (
 )
 from engine.train.segmenter_stages import bootstrap_stage, load_stage_segmenter, segmenter_stage
 from engine.train.setup import setup_run
+from engine.train.stage_events import logging_losses, reporting_step, with_run_eta
 
 log = logging.getLogger(__name__)
 STAGE_SEED_STRIDE = 100_003  # stage k starts from seed + stride * (k + 1)
@@ -136,14 +135,6 @@ def _execute(ctx: StageContext, resume: bool) -> Generator[Event, None, None]:
     yield Finished(ctx.step, str(ctx.run_dir), stopped=False, summary=ctx.summary())
 
 
-def reporting_step(reached: dict[str, int],
-                   events: Generator[Event, None, None]) -> Generator[Event, None, None]:
-    """A stage's events, ``reached["step"]`` following the highest step among them."""
-    for ev in events:
-        reached["step"] = max(reached["step"], ev.step)
-        yield ev
-
-
 def stage_end_step(ctx: StageContext, stage: Stage, reported: int) -> int:
     """The global step after a finished non-GAN stage (the GAN stage counts its own steps).
 
@@ -163,27 +154,6 @@ def prior_is_the_segmenter(ctx: StageContext) -> None:
     if [s.kind for s in ctx.stages] == ["bootstrap"] and ctx.prior is not None and distributed.is_main():
         ctx.folder.write_segmenter(ctx.prior, ctx.config.size, ctx.config.method,
                                    Path(ctx.config.folder).name)
-
-
-def with_run_eta(ctx: StageContext, events: Generator[Event, None, None]) -> Generator[Event, None, None]:
-    """A stage's events, its progress also saying the wall time left to the run's deadline
-    (``--minutes``: the deadline holds, so that is when ``segmenter.pt`` is final)."""
-    total = ctx.config.minutes * 60 if ctx.config.minutes is not None else None
-    for ev in events:
-        if total is not None and isinstance(ev, Progress):
-            ev = replace(ev, run_eta_s=max(0.0, total - ctx.clock.elapsed_s()))
-        yield ev
-
-
-def logging_losses(ctx: StageContext, stage: Stage,
-                   events: Generator[Event, None, None]) -> Generator[Event, None, None]:
-    """A stage's events, the losses of a non-GAN stage (prior, segmenter fits, encoder) also
-    written to ``metrics.jsonl`` (rank 0 only: ``ctx.metrics``), so an opened run plots every
-    stage's curves; the GAN stage logs its own, with its mask statistics (``gan_stage.guard``)."""
-    for ev in events:
-        if stage.kind != "gan" and isinstance(ev, Losses):
-            ctx.metrics.append({"step": ev.step, "phase": ev.phase, **ev.values})
-        yield ev
 
 
 def timed(ctx: StageContext, stage: Stage) -> Stage:
