@@ -14,7 +14,14 @@ import math
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer, Slot
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QTabWidget, QWidget
+from PySide6.QtWidgets import (
+    QGraphicsItem,
+    QHBoxLayout,
+    QLabel,
+    QSizePolicy,
+    QTabWidget,
+    QWidget,
+)
 
 from engine.events import Losses, Preview
 
@@ -29,6 +36,15 @@ def stage_group(phase: str) -> str:
     if "segmenter" in phase or "encoder" in phase:
         return "segmenter"
     return "GAN"
+
+
+def cache_static_parts(plot: pg.PlotItem, legend: pg.LegendItem) -> None:
+    """Paint the axes and the legend from a pixmap unless they changed. A new loss point
+    repaints the whole plot, and replaying the axes' tick text was over half of the GUI thread's
+    time per update (bench/RESULTS.md, "GUI latency ... session 3")."""
+    for name in ("left", "bottom"):
+        plot.getAxis(name).setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
+    legend.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
 
 
 class Series:
@@ -97,6 +113,7 @@ class MetricsPlots(QWidget):
         self.cov_legend = pg.LegendItem(labelTextSize="8pt", brush=pg.mkBrush(0, 0, 0, 170))
         self.cov_legend.setParentItem(self.cov_plot.getPlotItem().vb)
         self.cov_legend.anchor((0, 0), (0, 0), offset=(4, 2))
+        cache_static_parts(self.cov_plot.getPlotItem(), self.cov_legend)
         self.axis = StageAxis()
         self.losses: dict[str, Series] = {}  # "name" for the GAN, "stage group:name" otherwise
         self.coverage = Series()  # training batches (the method reports it with its losses)
@@ -186,6 +203,11 @@ class MetricsPlots(QWidget):
         plot.setLabel("bottom", "step (stages in order)")
         legend = pg.LegendItem(labelTextSize="8pt", verSpacing=-4)
         page.addItem(legend, row=0, col=1)
+        # Its own height, at the top: stretched to the plot's height, the legend spread its rows
+        # and put each name 40 px above its line sample (seen in a screenshot mid-run).
+        legend.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)
+        page.ci.layout.setAlignment(legend, Qt.AlignmentFlag.AlignTop)
+        cache_static_parts(plot, legend)
         self._plots[group], self._legends[group], self._pages[group] = plot, legend, page
         index = self.loss_tabs.addTab(page, f"{group} losses")
         self.loss_tabs.setTabVisible(index, False)

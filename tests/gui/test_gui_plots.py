@@ -35,3 +35,26 @@ def test_stages_follow_each_other_on_the_axis_and_get_their_own_plot(qtbot):
     assert not plots.loss_plots and not plots.loss_plots.get("GAN")
     assert not plots._plots["GAN"].listDataItems()
     assert plots.loss_tabs.currentWidget() is plots._placeholder
+
+
+def test_legend_names_sit_beside_their_line_samples(qtbot):
+    """Seen in a mid-run screenshot: the legend beside a loss plot was stretched to the plot's
+    height, so "bce" stood 40 px above its blue sample, level with nothing."""
+    from app.plots import MetricsPlots
+
+    plots = MetricsPlots()
+    qtbot.addWidget(plots)
+    plots.resize(880, 300)
+    plots.show()
+    qtbot.waitExposed(plots)
+    for step in (10, 20, 30):
+        plots.add_losses(step, {"bce": 0.5, "dice": 0.4}, "bootstrap")
+    plots._redraw()
+    qtbot.wait(50)
+    legend = plots._legends["GrabCut prior"]
+    assert len(legend.items) == 2
+    for sample, label in legend.items:
+        sample_y = sample.mapToScene(sample.boundingRect().center()).y()
+        text = label.item  # the text inside the label cell
+        label_y = text.mapToScene(text.boundingRect().center()).y()
+        assert abs(sample_y - label_y) < 8, (label.text, sample_y, label_y)
