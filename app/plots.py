@@ -90,7 +90,10 @@ class MetricsPlots(QWidget):
     coverage, all on the run's step axis.
 
     The plots are built with the window: built when a stage first reported, pyqtgraph's setup and
-    first paint held the GUI thread for ~100 ms mid-run (bench/gui_latency.py).
+    first paint held the GUI thread for ~100 ms mid-run (bench/gui_latency.py). When a kind of
+    stage first reports, its tab is shown in one redraw tick and its curves (with their legend
+    entries) are built one per tick after it: all in one tick, that was a run's worst gap
+    (186-320 ms at load 6-7; bench/RESULTS.md "GUI latency ... session 3").
     """
 
     def __init__(self, parent: QWidget | None = None, redraw_ms: int = 100) -> None:
@@ -211,6 +214,8 @@ class MetricsPlots(QWidget):
         self._plots[group], self._legends[group], self._pages[group] = plot, legend, page
         index = self.loss_tabs.addTab(page, f"{group} losses")
         self.loss_tabs.setTabVisible(index, False)
+        page.resize(520, 220)
+        page.grab()  # laid out and painted once now, with the window, not mid-run
 
     def _plot_for(self, group: str) -> tuple[pg.PlotItem, pg.LegendItem]:
         if group not in self.loss_plots:
@@ -224,9 +229,21 @@ class MetricsPlots(QWidget):
         if not self._dirty:
             return
         self._dirty = False
+        group = self._running_group
+        if group in self._pages and group not in self.loss_plots:
+            self._plot_for(group)  # its tab appears, in a tick of its own
+            self._follow = False
+            self.loss_tabs.setCurrentWidget(self._pages[group])
+            self._dirty = True
+            return
+        built = False
         for key, series in self.losses.items():
             curve = self._curves.get(key)
             if curve is None:
+                if built:  # one new curve per tick (the class docstring says why)
+                    self._dirty = True
+                    continue
+                built = True
                 group, _, name = key.rpartition(":")
                 group = group or "GAN"
                 plot, legend = self._plot_for(group)
