@@ -27,6 +27,7 @@ from engine.events import Losses, Preview
 
 COLOURS = ("#4e9af1", "#f1a54e", "#5fd068", "#e0587a", "#b48ef0", "#e8e05a", "#6ad8d8", "#cccccc")
 GROUPS = ("GrabCut prior", "GAN", "segmenter")
+LEGEND_WIDTH = 96  # px beside each loss plot: room for a loss name ("d_fake", "l_mask") at 8 pt
 
 
 def stage_group(phase: str) -> str:
@@ -210,6 +211,7 @@ class MetricsPlots(QWidget):
         # and put each name 40 px above its line sample (seen in a screenshot mid-run).
         legend.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)
         page.ci.layout.setAlignment(legend, Qt.AlignmentFlag.AlignTop)
+        page.ci.layout.setColumnFixedWidth(1, LEGEND_WIDTH)  # a new entry never resizes the plot
         cache_static_parts(plot, legend)
         self._plots[group], self._legends[group], self._pages[group] = plot, legend, page
         index = self.loss_tabs.addTab(page, f"{group} losses")

@@ -43,21 +43,21 @@ def main() -> int:
 
     from app.plots import MetricsPlots
 
-    app = QApplication(sys.argv[:1])
+    qapp = QApplication(sys.argv[:1])
 
     def fresh() -> MetricsPlots:
         plots = MetricsPlots()
         plots.resize(880, 260)
         plots.show()
         for _ in range(20):
-            app.processEvents()
+            qapp.processEvents()
         return plots
 
     def update(plots: MetricsPlots, step: int, value: float) -> None:
         plots.add_losses(step, {**{n: value for n in NAMES}, "coverage": 0.3}, "gan")
         plots._redraw()
         plots.repaint()
-        app.processEvents()
+        qapp.processEvents()
 
     first_ticks = []
     for _ in range(3):
@@ -67,7 +67,7 @@ def main() -> int:
         for _ in range(10):
             t = time.thread_time()
             plots._redraw()
-            app.processEvents()
+            qapp.processEvents()
             ticks.append(round((time.thread_time() - t) * 1000, 1))
         first_ticks.append(ticks)
         plots.close()
