@@ -14,12 +14,20 @@ import math
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer, Slot
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QTabWidget, QWidget
+from PySide6.QtWidgets import (
+    QGraphicsItem,
+    QHBoxLayout,
+    QLabel,
+    QSizePolicy,
+    QTabWidget,
+    QWidget,
+)
 
 from engine.events import Losses, Preview
 
 COLOURS = ("#4e9af1", "#f1a54e", "#5fd068", "#e0587a", "#b48ef0", "#e8e05a", "#6ad8d8", "#cccccc")
 GROUPS = ("GrabCut prior", "GAN", "segmenter")
+LEGEND_WIDTH = 96  # px beside each loss plot: room for a loss name ("d_fake", "l_mask") at 8 pt
 
 
 def stage_group(phase: str) -> str:
@@ -29,6 +37,15 @@ def stage_group(phase: str) -> str:
     if "segmenter" in phase or "encoder" in phase:
         return "segmenter"
     return "GAN"
+
+
+def cache_static_parts(plot: pg.PlotItem, legend: pg.LegendItem) -> None:
+    """Paint the axes and the legend from a pixmap unless they changed. A new loss point
+    repaints the whole plot, and replaying the axes' tick text was over half of the GUI thread's
+    time per update (bench/RESULTS.md, "GUI latency ... session 3")."""
+    for name in ("left", "bottom"):
+        plot.getAxis(name).setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
+    legend.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
 
 
 class Series:
@@ -74,7 +91,10 @@ class MetricsPlots(QWidget):
     coverage, all on the run's step axis.
 
     The plots are built with the window: built when a stage first reported, pyqtgraph's setup and
-    first paint held the GUI thread for ~100 ms mid-run (bench/gui_latency.py).
+    first paint held the GUI thread for ~100 ms mid-run (bench/gui_latency.py). When a kind of
+    stage first reports, its tab is shown in one redraw tick and its curves (with their legend
+    entries) are built one per tick after it: all in one tick, that was a run's worst gap
+    (186-320 ms at load 6-7; bench/RESULTS.md "GUI latency ... session 3").
     """
 
     def __init__(self, parent: QWidget | None = None, redraw_ms: int = 100) -> None:
@@ -97,6 +117,7 @@ class MetricsPlots(QWidget):
         self.cov_legend = pg.LegendItem(labelTextSize="8pt", brush=pg.mkBrush(0, 0, 0, 170))
         self.cov_legend.setParentItem(self.cov_plot.getPlotItem().vb)
         self.cov_legend.anchor((0, 0), (0, 0), offset=(4, 2))
+        cache_static_parts(self.cov_plot.getPlotItem(), self.cov_legend)
         self.axis = StageAxis()
         self.losses: dict[str, Series] = {}  # "name" for the GAN, "stage group:name" otherwise
         self.coverage = Series()  # training batches (the method reports it with its losses)
@@ -186,9 +207,17 @@ class MetricsPlots(QWidget):
         plot.setLabel("bottom", "step (stages in order)")
         legend = pg.LegendItem(labelTextSize="8pt", verSpacing=-4)
         page.addItem(legend, row=0, col=1)
+        # Its own height, at the top: stretched to the plot's height, the legend spread its rows
+        # and put each name 40 px above its line sample (seen in a screenshot mid-run).
+        legend.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)
+        page.ci.layout.setAlignment(legend, Qt.AlignmentFlag.AlignTop)
+        page.ci.layout.setColumnFixedWidth(1, LEGEND_WIDTH)  # a new entry never resizes the plot
+        cache_static_parts(plot, legend)
         self._plots[group], self._legends[group], self._pages[group] = plot, legend, page
         index = self.loss_tabs.addTab(page, f"{group} losses")
         self.loss_tabs.setTabVisible(index, False)
+        page.resize(520, 220)
+        page.grab()  # laid out and painted once now, with the window, not mid-run
 
     def _plot_for(self, group: str) -> tuple[pg.PlotItem, pg.LegendItem]:
         if group not in self.loss_plots:
@@ -202,9 +231,21 @@ class MetricsPlots(QWidget):
         if not self._dirty:
             return
         self._dirty = False
+        group = self._running_group
+        if group in self._pages and group not in self.loss_plots:
+            self._plot_for(group)  # its tab appears, in a tick of its own
+            self._follow = False
+            self.loss_tabs.setCurrentWidget(self._pages[group])
+            self._dirty = True
+            return
+        built = False
         for key, series in self.losses.items():
             curve = self._curves.get(key)
             if curve is None:
+                if built:  # one new curve per tick (the class docstring says why)
+                    self._dirty = True
+                    continue
+                built = True
                 group, _, name = key.rpartition(":")
                 group = group or "GAN"
                 plot, legend = self._plot_for(group)

@@ -39,7 +39,8 @@ class ScaledImage(QWidget):
     """Paints one pixmap scaled to fit (nearest-neighbour: tiny previews stay crisp)."""
 
     def __init__(self, parent: QWidget | None = None,
-                 placeholder: str = "Generated layers appear here while training") -> None:
+                 placeholder: str = "Generated layers appear here while the GAN trains (the "
+                                     "GrabCut prior and the segmenter stages make none)") -> None:
         super().__init__(parent)
         self.placeholder = placeholder
         self._pixmap: QPixmap | None = None

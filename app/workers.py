@@ -9,6 +9,7 @@ the workers; it knows nothing about Qt.
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import traceback
 import warnings
@@ -31,6 +32,21 @@ log = logging.getLogger(__name__)
 # export would wait behind them. These jobs mostly wait on I/O or on torch's own threads (whose
 # number the session sets), so the pool may hold more of them than there are cores.
 MIN_POOL_THREADS = 8
+
+
+# The GUI thread gives the GIL up at every call from Qt into Python (a slot, a timer, each paint()
+# and boundingRect() of a pyqtgraph item) and must win it back from a worker running Python code;
+# each win waits up to the switch interval. At CPython's 5 ms, a plot update that needs 4.5 ms of
+# CPU took 24.5 ms beside a busy Python thread; at 0.5 ms, 16.7 ms (bench/RESULTS.md, "GUI latency
+# ... session 3"). Only a thread waiting for the GIL asks for a switch, so a worker running alone
+# loses nothing.
+GIL_SWITCH_INTERVAL_S = 0.0005
+
+
+def favour_gui_thread() -> None:
+    """Let the GUI thread win the GIL back quickly from the workers (see GIL_SWITCH_INTERVAL_S)."""
+    if sys.getswitchinterval() > GIL_SWITCH_INTERVAL_S:
+        sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
 
 
 def _log_warning(args: tuple) -> None:
@@ -167,6 +183,7 @@ class EventStream:
 
     def start(self) -> None:
         _make_room()
+        favour_gui_thread()
         self.worker.start()
 
     def is_running(self) -> bool:
@@ -272,6 +289,7 @@ class JobRunner(QObject):
         job.worker.finished.connect(self._reap)
         self._jobs.append(job)
         _make_room()
+        favour_gui_thread()
         job.worker.start()
         return job
 

@@ -50,8 +50,17 @@ def test_engine_layer_contract_breaks_when_a_lower_layer_imports_a_higher(tmp_pa
     assert "engine layers BROKEN" in proc.stdout and "engine.nets.bad" in proc.stdout
 
 
-def throwaway_project(root: Path, engine_files: dict[str, str]) -> None:
-    """A project with Peel's contracts, every engine layer (empty) and the given engine files."""
+def test_app_layer_contract_breaks_when_a_panel_imports_the_window(tmp_path: Path) -> None:
+    throwaway_project(tmp_path, {}, {"panels/bad.py": "import app.window\n"})
+    proc = run_lint(tmp_path, extra_path=tmp_path)
+    assert proc.returncode != 0, proc.stdout + proc.stderr
+    assert "app layers BROKEN" in proc.stdout and "app.panels.bad" in proc.stdout
+
+
+def throwaway_project(root: Path, engine_files: dict[str, str],
+                      app_files: dict[str, str] | None = None) -> None:
+    """A project with Peel's contracts, every engine layer and app module (empty) and the given
+    engine and app files."""
     (root / "engine").mkdir()
     (root / "engine" / "__init__.py").write_text("")
     for layer in ("cli", "compare", "export", "train", "methods", "runs", "segmenter", "nets",
@@ -64,7 +73,12 @@ def throwaway_project(root: Path, engine_files: dict[str, str]) -> None:
         (root / "engine" / name).write_text("")
     for name, text in engine_files.items():
         (root / "engine" / name).write_text(text)
-    (root / "app").mkdir()
+    for source in (ROOT / "app").rglob("*.py"):  # the modules the app contracts name
+        target = root / source.relative_to(ROOT)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text("")
     (root / "app" / "__init__.py").write_text("import engine\n")
+    for name, text in (app_files or {}).items():
+        (root / "app" / name).write_text(text)
     text = (ROOT / "pyproject.toml").read_text()
     (root / "pyproject.toml").write_text(text[text.index("[tool.importlinter]") :])

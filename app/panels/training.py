@@ -23,7 +23,6 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.controllers.estimate import EstimateController
 from engine.config import SIZES
 from engine.describe import rate, where
 from engine.events import Finished, PhaseChanged, Progress
@@ -43,6 +42,8 @@ class TrainingPanel(QGroupBox):
     pauseToggled = Signal(bool)
     stopRequested = Signal()
     newRunRequested = Signal()
+    # (usable photos, size, device, minutes): the window hands it to the estimate controller
+    estimate_wanted = Signal(int, int, str, float)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__("Training", parent)
@@ -164,8 +165,6 @@ class TrainingPanel(QGroupBox):
                                        "measured on this machine.")
         self.estimate_label.setVisible(False)
         self.usable_photos = 0
-        self.estimates = EstimateController(self)
-        self.estimates.estimated.connect(self._show_estimate)
         for signal in (self.minutes.valueChanged, self.size.currentIndexChanged,
                        self.device.currentIndexChanged, self.by_minutes.toggled):
             signal.connect(self.refresh_estimate)
@@ -248,11 +247,12 @@ class TrainingPanel(QGroupBox):
         if not self.by_minutes.isChecked() or self.usable_photos <= 0:
             self.estimate_label.setVisible(False)
             return
-        self.estimates.request(self.usable_photos, int(self.size.currentData()),
-                               self.device.currentText(), float(self.minutes.value()))
+        self.estimate_wanted.emit(self.usable_photos, int(self.size.currentData()),
+                                  self.device.currentText(), float(self.minutes.value()))
 
     @Slot(str)
-    def _show_estimate(self, text: str) -> None:
+    def show_estimate(self, text: str) -> None:
+        """The estimate's answer (the window connects the estimate controller here)."""
         shown = bool(text) and self.by_minutes.isChecked() and self.usable_photos > 0
         self.estimate_label.setText(text)
         self.estimate_label.setVisible(shown)
