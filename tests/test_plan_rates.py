@@ -186,3 +186,22 @@ def test_a_resumed_run_plans_with_the_rates_it_was_planned_with(tmp_path):
     assert plan_stages(ctx.config, saved_measure(payload)) == ctx.stages
     ctx.measured = None  # a run planned by fixed shares resumes by them
     assert saved_measure(ctx.to_payload()) is None
+
+
+def test_the_gan_runs_only_when_its_planned_stages_get_the_steps_it_asks_for(tmp_path):
+    """The gate once counted the time left before the shares: on the demo at 10 minutes (these
+    rates, measured by that run) it let the GAN in, then the shares gave it ~1,667 of its 3,000
+    steps, and the run scored 0.920 against the GAN-free 5 minutes' 0.927."""
+    from engine.train.plan import planned_gan_steps
+
+    cfg = config(tmp_path, 10)
+    demo = Measured(Rates(grabcut_s=0.0464, fit_step_s=0.1404, gan_step_s=0.1563), 200, 589.6)
+    assert available_seconds_left_for_gan(demo) >= GAN_MIN_STEPS * 0.1563  # the old gate passed
+    assert planned_gan_steps(cfg, demo) < GAN_MIN_STEPS
+    use, note = gan_decision(cfg, demo)
+    assert not use and f"{GAN_MIN_STEPS} steps" in note
+    assert "gan" not in [s.kind for s in plan_stages(cfg, demo)]
+
+
+def available_seconds_left_for_gan(measured: Measured) -> float:
+    return measured.available_s - needed_work_s(measured.photos, measured.rates)
