@@ -48,6 +48,7 @@ from engine.segmenter.model import save_segmenter  # noqa: E402
 from engine.segmenter.pairs import filter_pairs  # noqa: E402
 from engine.segmenter.relabel import refined_labels  # noqa: E402
 from engine.train.plan import PRIOR_STEPS  # noqa: E402
+from engine.train.segmenter_stages import FINETUNE_LR  # noqa: E402
 
 
 def drain(gen: Any) -> Any:
@@ -130,8 +131,11 @@ def self_training_rows(cache: Any, prior_path: Path, size: int, ks: list[int], s
         net = copy.deepcopy(prior).train().requires_grad_(True)
         sample = bootstrap.make_sampler(*labels, size, seed=11)
         t0 = time.perf_counter()
+        # As a segmenter stage fits (segmenter_stages.segmenter_stage): until 2026-12-05 these
+        # rows fitted at the from-scratch rate with plain BCE, which read the unlabelled pixels
+        # (relabel.IGNORE) as 0.5 targets.
         net = drain(fit_unet(sample, net, torch.device("cpu"), None, k, 32, RunControl(),
-                             "segmenter", 0))
+                             "segmenter", 0, lr=FINETUNE_LR, confidence_weighted=True))
         fit_s = time.perf_counter() - t0
         path = work / f"self-{k}.pt"
         save_segmenter(path, net, size=size, method="self-training", source="train")

@@ -5,7 +5,7 @@
 
 ``DIR`` is a ``bench/prior_steps.py --out`` folder's per-split directory (its ``grabcut/`` masks
 and the saved priors). From the prior, each variant fits a copy for ``--steps`` steps exactly as a
-segmenter stage does (``FINETUNE_LR``, the confidence-weighted loss, batch 32, one seed), then
+segmenter stage does (``FINETUNE_LR`` unless ``--lr``, the confidence-weighted loss, batch 32, one seed), then
 scores it on the split's training and held-out photos (ground truth for scoring only):
 
 - ``snapped``: the pipeline's targets (``relabel.self_training_target``: the teacher's decided
@@ -106,6 +106,8 @@ def main() -> None:
     ap.add_argument("--prior", required=True, help="a prior file in --work, e.g. prior-400.pt")
     ap.add_argument("--size", type=int, default=32)
     ap.add_argument("--steps", type=int, default=400)
+    ap.add_argument("--lr", type=float, default=FINETUNE_LR,
+                    help="the fit's peak rate (default: a segmenter stage's FINETUNE_LR)")
     ap.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -124,11 +126,11 @@ def main() -> None:
         net = copy.deepcopy(prior).train().requires_grad_(True)
         t0 = time.perf_counter()
         net = drain(fit_unet(sampler(variant, sets, args.size), net, torch.device("cpu"), None,
-                             args.steps, 32, RunControl(), "round", 0, lr=FINETUNE_LR,
+                             args.steps, 32, RunControl(), "round", 0, lr=args.lr,
                              confidence_weighted=variant != "hard"))
-        path = args.work / f"round-{variant}-{args.steps}.pt"
+        path = args.work / f"round-{variant}-{args.steps}-lr{args.lr:g}.pt"
         save_segmenter(path, net, size=args.size, method="self-training", source="train")
-        print(json.dumps({"variant": variant, "steps": args.steps,
+        print(json.dumps({"variant": variant, "steps": args.steps, "lr": args.lr,
                           "fit_s": round(time.perf_counter() - t0, 1), **scorer.score(path)}),
               flush=True)
 
