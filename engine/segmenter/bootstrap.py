@@ -78,6 +78,13 @@ def _run_pool(
         abandon(pool, pending)
 
 
+def sample_order(count: int) -> list[int]:
+    """The order in which a sample of the folder's photos is drawn: a sample of k photos is the
+    first k, so the rate probe's photos (the first few) are in every sample and their masks are
+    reused, and a resumed run draws the same sample."""
+    return np.random.default_rng(1).permutation(count).tolist()
+
+
 def grabcut_masks(
     cache: ImageCache,
     mask_dir: Path,
@@ -100,7 +107,7 @@ def grabcut_masks(
     vanished: list[str] = []
     chosen = range(len(cache.paths))
     if photos is not None and photos < len(cache.paths):
-        chosen = sorted(np.random.default_rng(1).permutation(len(cache.paths))[:photos].tolist())
+        chosen = sorted(sample_order(len(cache.paths))[:photos])
     for i in chosen:
         path = cache.paths[i]
         try:

@@ -105,7 +105,8 @@ class StageContext:
             "run_elapsed": self.clock.elapsed_s(),
             "measured": None if self.measured is None else {
                 **asdict(self.measured.rates), "photos": self.measured.photos,
-                "available_s": self.measured.available_s},
+                "available_s": self.measured.available_s,
+                "separation": self.measured.separation},
             "method": self.method.state_dict(),
             "rng": ckpt.capture_rng(self.data_rng),
         }

@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 
 from engine.config import RunConfig
 from engine.methods import perturbgan_encoder
+from engine.segmenter.separation import SNAP_MIN_SEPARATION, snapping_pays
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,11 @@ class Rates:
 PRIOR_STEPS = 200
 SELF_TRAIN_STEPS = 400
 MIN_SELF_TRAIN_STEPS = 100
+# Where colour does not separate the objects (``separation.snapping_pays``) self-training rounds
+# lowered the IoU, and the prior alone must pass GrabCut: on the horses at 64 px it did at 800
+# steps (0.699 / 0.686 held-out against GrabCut's 0.698 / 0.667; 400 steps: 0.689 / 0.660); at
+# 32 px it never did (0.677 at 1,600 steps). bench/RESULTS.md, 2026-12-05.
+PRIOR_ONLY_STEPS = 800
 # Fewer photos than this are not a sample worth a prior (the bootstrap's own MIN_MASKS).
 MIN_SAMPLE = 64
 # The GAN is optional: it runs only when the time left after the needed work buys it this many
@@ -88,20 +94,25 @@ def segmenter_modules_ready() -> dict[str, bool]:
     return {k: importlib.util.find_spec(v) is not None for k, v in names.items()}
 
 
-def needed_work_s(photos: int, rates: Rates) -> float:
+def needed_work_s(photos: int, rates: Rates, separation: float | None = None) -> float:
     """Seconds of stage work a segmenter better than GrabCut needs on ``photos`` photos here:
-    every photo GrabCut-ed, the prior's steps, every photo snapped again, the self-training fit."""
+    every photo GrabCut-ed, the prior's steps, every photo snapped again, the self-training fit;
+    where snapping does not pay (``separation``), every photo GrabCut-ed and the longer prior."""
+    if not snapping_pays(separation):
+        return photos * rates.grabcut_s + PRIOR_ONLY_STEPS * rates.fit_step_s
     return 2 * photos * rates.grabcut_s + (PRIOR_STEPS + SELF_TRAIN_STEPS) * rates.fit_step_s
 
 
-def needed_minutes(photos: int, rates: Rates) -> float:
+def needed_minutes(photos: int, rates: Rates, separation: float | None = None) -> float:
     """The ``--minutes`` budget that buys ``needed_work_s`` here, start-up and reserve included."""
-    return (START_S + needed_work_s(photos, rates) + RESERVE_S) / (1 - RESERVE_SHARE) / 60
+    work = needed_work_s(photos, rates, separation)
+    return (START_S + work + RESERVE_S) / (1 - RESERVE_SHARE) / 60
 
 
-def estimate_line(photos: int, rates: Rates, minutes: float) -> str | None:
+def estimate_line(photos: int, rates: Rates, minutes: float,
+                  separation: float | None = None) -> str | None:
     """"about N minutes here; you gave M" when ``minutes`` is under the estimate, else None."""
-    need = math.ceil(needed_minutes(photos, rates) * 2) / 2  # to the next half minute
+    need = math.ceil(needed_minutes(photos, rates, separation) * 2) / 2  # to the next half minute
     if minutes >= need:
         return None
     return (f"about {need:g} minutes here for a segmenter better than GrabCut on these {photos} "
@@ -121,6 +132,9 @@ class Measured:
     rates: Rates
     photos: int
     available_s: float
+    # Colour separation of the probe's GrabCut masks (``engine/segmenter/separation.py``): whether
+    # self-training rounds pay on this folder. None: not measured (rounds kept).
+    separation: float | None = None
 
 
 def gan_decision(config: RunConfig, measured: Measured | None = None) -> tuple[bool, str]:
@@ -174,6 +188,8 @@ def plan_stages(config: RunConfig, measured: Measured | None = None) -> list[Sta
     rated = measured if rates_decide(cfg) and use_boot and use_seg else None
     use_gan = gan_decision(config, rated)[0] or not (use_boot and use_seg)
     if rated is not None and not use_gan:
+        if not snapping_pays(rated.separation):
+            return prior_only_plan(rated)
         return rated_plan(pipe.rounds, rated)
     return share_plan(cfg, use_boot, use_seg, use_gan, rated)
 
@@ -264,6 +280,31 @@ def rated_plan(max_rounds: int, measured: Measured) -> list[Stage]:
                 _rated_stage("segmenter", sample, self_steps, measured, sample)]
     n = max(1, min(sample, int(0.5 * t // g)))  # GrabCut at most half of a tiny budget
     return [_rated_stage("bootstrap", n, max(0.0, (t - n * g) / u), measured, n)]
+
+
+def prior_only_plan(measured: Measured) -> list[Stage]:
+    """The no-GAN plan where self-training does not pay (pure): the prior gets the whole budget,
+    one fit on one learning-rate schedule (a second fit on the same GrabCut masks, restarted,
+    scored lower than the same steps in one: horses 0.659 against 0.671). Every photo is GrabCut-ed
+    when that leaves ``PRIOR_ONLY_STEPS``; else a sample sized so that it does (never under
+    ``MIN_SAMPLE``), and the smallest sample with what is left when even that is short."""
+    g, u, n_all = measured.rates.grabcut_s, measured.rates.fit_step_s, measured.photos
+    t = measured.available_s
+    sample = min(n_all, MIN_SAMPLE)
+    n = n_all if t - n_all * g >= PRIOR_ONLY_STEPS * u else int((t - PRIOR_ONLY_STEPS * u) // g)
+    if n < sample:
+        n = sample if t - sample * g >= MIN_SELF_TRAIN_STEPS * u else max(1, min(sample, int(0.5 * t // g)))
+    return [_rated_stage("bootstrap", n, max(0.0, (t - n * g) / u), measured,
+                         None if n >= n_all else n)]
+
+
+def rounds_note(measured: Measured | None) -> str:
+    """What the plan says when it leaves self-training out for this folder's colours."""
+    if measured is None or snapping_pays(measured.separation):
+        return ""
+    return (f"no self-training rounds: colour does not separate these objects from their "
+            f"background (separation {measured.separation:.3f} < {SNAP_MIN_SEPARATION}), so "
+            "GrabCut's snapping would teach its own mistakes; the prior gets the time")
 
 
 def _stage_names(count: int) -> list[str]:

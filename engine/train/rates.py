@@ -32,7 +32,10 @@ from engine.train.plan import Rates
 
 log = logging.getLogger(__name__)
 
-PROBE_PHOTOS = 2
+# Photos GrabCut-ed by the probe: enough for the folder's colour separation (12 photos' means
+# stayed on their side of the threshold on the dev folders; 8 came within 0.007 of it), and their
+# masks are reused by the bootstrap (they are the first of its sample order).
+PROBE_PHOTOS = 12
 PROBE_FIT_STEPS = 3
 PROBE_GAN_STEPS = 1
 
@@ -54,12 +57,40 @@ def time_grabcut(cache: ImageCache, mask_dir: Path, photos: int = PROBE_PHOTOS) 
 
     mask_dir.mkdir(parents=True, exist_ok=True)
     times = []
-    for path in cache.paths[:photos]:
+    for path in probe_paths(cache, photos):
         dst = mask_dir / f"{mask_key(path)}.png"
         t0 = time.perf_counter()
         compute_one((str(path), str(dst)))  # an unreadable photo costs its time too
         times.append(time.perf_counter() - t0)
     return float(np.mean(times)) if times else 0.0
+
+
+def probe_paths(cache: ImageCache, photos: int = PROBE_PHOTOS) -> list[Path]:
+    """The photos the probe GrabCuts: the first of the bootstrap's sample order (a spread sample:
+    a folder sorted by kind is not judged by its first kind)."""
+    from engine.segmenter.bootstrap import sample_order
+
+    return [cache.paths[i] for i in sample_order(len(cache.paths))[:photos]]
+
+
+def probe_separation(cache: ImageCache, mask_dir: Path, photos: int = PROBE_PHOTOS) -> float | None:
+    """The folder's colour separation (``engine/segmenter/separation.py``) on the probe's GrabCut
+    masks (read back from ``mask_dir``); None when none is readable. Costs a read per photo."""
+    from engine.imageio import ImageReadError, read_mask, read_rgb
+    from engine.segmenter.grabcut_cache import cache_key as mask_key
+    from engine.segmenter.grabcut_cache import working_copy
+    from engine.segmenter.separation import folder_separation
+
+    pairs = []
+    for path in probe_paths(cache, photos):
+        dst = mask_dir / f"{mask_key(path)}.png"
+        try:
+            rgb, mask = working_copy(read_rgb(path)), read_mask(dst)
+        except (ImageReadError, OSError):
+            continue  # an unreadable photo was reported when the folder was read
+        if mask.shape == rgb.shape[:2]:
+            pairs.append((rgb, mask))
+    return folder_separation(pairs)
 
 
 def time_fit_step(size: int, device: torch.device, steps: int = PROBE_FIT_STEPS) -> float:

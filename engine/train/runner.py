@@ -45,6 +45,7 @@ from engine.train.plan import (
     Stage,
     describe_plan,
     gan_decision,
+    rounds_note,
     stage_seconds,
 )
 from engine.train.segmenter_stages import bootstrap_stage, load_stage_segmenter, segmenter_stage
@@ -178,12 +179,15 @@ def plan_event(ctx: StageContext) -> PlanMade:
     rows = describe_plan(left)
     gan_planned = any(s.kind == "gan" for s in ctx.stages)
     note = "" if gan_planned else gan_decision(ctx.config, ctx.measured)[1]
+    if not gan_planned and ctx.measured is not None and (why := rounds_note(ctx.measured)):
+        note = f"{note}; {why}" if note else why
     if ctx.dropped:
         note = f"dropped after failing: {', '.join(ctx.dropped)}"
     record = {"step": ctx.step, "event": "plan", "stages": rows, "note": note}
     if ctx.measured is not None:  # what the plan was built from: this machine's rates
         record["rates"] = {**asdict(ctx.measured.rates), "photos": ctx.measured.photos,
-                           "available_s": round(ctx.measured.available_s, 1)}
+                           "available_s": round(ctx.measured.available_s, 1),
+                           "separation": ctx.measured.separation}
     ctx.metrics.append(record)
     return PlanMade(ctx.step, rows, note)
 

@@ -131,9 +131,6 @@ def segmenter_stage(ctx: StageContext, stage: Stage) -> Generator[Event, None, N
         sameness = measure_sameness(ctx)
         if judge is not None and teacher is not None and sameness <= pipe.max_sameness:
             bank = measure_bank(ctx, judge, stage)
-    photos = (yield from photo_pairs(ctx, teacher, stage)) if teacher is not None else None
-    if distributed.stop_agreed(ctx.control):
-        return
     kept = None if bank is None else len(bank)
     if with_gan:
         source = choose_pair_source(teacher is not None, agreement, sameness, kept, pipe)
@@ -143,6 +140,20 @@ def segmenter_stage(ctx: StageContext, stage: Stage) -> Generator[Event, None, N
                         "agreement": agreement, "sameness": sameness, "kept_pairs": kept,
                         "candidates": None if bank is None else bank.candidates,
                         "gan_pairs": source.generated})
+    if teacher is not None and not source.generated and not self_training_pays(ctx):
+        # Self-training alone would lower the segmenter here (separation.py): keep it, and
+        # leave this stage's time to the stages after it.
+        yield WarningEvent(ctx.step, f"{stage.name}: {source.warning or 'no generated pairs'}; "
+                           "self-training does not pay on these photos (their colours do not "
+                           "separate object and background), so the segmenter is kept as it is",
+                           kind="layers")
+        if distributed.is_main():  # the stage's segmenter, as a fit would have written it
+            ctx.folder.write_segmenter(teacher, ctx.config.size, ctx.config.method,
+                                       Path(ctx.config.folder).name, stage=stage.name)
+        return
+    photos = (yield from photo_pairs(ctx, teacher, stage)) if teacher is not None else None
+    if distributed.stop_agreed(ctx.control):
+        return
     if teacher is None:
         sampler = pair_sources.generated_pairs(ctx.method)
     elif source.generated:
@@ -182,6 +193,14 @@ def segmenter_stage(ctx: StageContext, stage: Stage) -> Generator[Event, None, N
             unet, ctx.config.size, ctx.config.method, Path(ctx.config.folder).name,
             stage=stage.name)
     ctx.segmenter = unet
+
+
+def self_training_pays(ctx: StageContext) -> bool:
+    """Whether a fit on the photos' self-training labels is worth running on this folder: the
+    colour separation the run measured (``engine/segmenter/separation.py``); unmeasured: yes."""
+    from engine.segmenter.separation import snapping_pays
+
+    return snapping_pays(None if ctx.measured is None else ctx.measured.separation)
 
 
 def measure_agreement(ctx: StageContext, judge: Any) -> float:

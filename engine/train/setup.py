@@ -89,7 +89,8 @@ def setup_run(ctx: StageContext, resume: bool) -> tuple[dict[str, Any] | None, l
         warnings.append(("bad-file", f"skipped {len(bad_files)} unreadable files in all"))
     warnings += [("warning", text) for text in gate_warnings(cfg)]
     if ctx.measured is not None and payload is None and cfg.minutes is not None:
-        line = estimate_line(ctx.measured.photos, ctx.measured.rates, cfg.minutes)
+        line = estimate_line(ctx.measured.photos, ctx.measured.rates, cfg.minutes,
+                             ctx.measured.separation)
         if line is not None:
             warnings.append(("estimate", line))
     return payload, warnings
@@ -109,10 +110,12 @@ def measure(ctx: StageContext) -> Measured:
     assert ctx.dataset is not None and cfg.minutes is not None
     total = cfg.minutes * 60
     photos = len(ctx.dataset.cache)
-    grabcut_s = rates_mod.time_grabcut(ctx.dataset.cache, ctx.run_dir / "bootstrap" / "masks")
+    masks = ctx.run_dir / "bootstrap" / "masks"
+    grabcut_s = rates_mod.time_grabcut(ctx.dataset.cache, masks)
+    separation = rates_mod.probe_separation(ctx.dataset.cache, masks)
     fit_step_s = rates_mod.time_fit_step(cfg.size, ctx.device)
     gan_step_s = None
-    need = needed_work_s(photos, Rates(grabcut_s, fit_step_s))
+    need = needed_work_s(photos, Rates(grabcut_s, fit_step_s), separation)
     if cfg.pipeline.gan and available_seconds(total, ctx.clock.elapsed_s()) > need:
         real = ctx.dataset.sample_batch(cfg.batch, np.random.default_rng(cfg.seed))
         try:
@@ -122,7 +125,7 @@ def measure(ctx: StageContext) -> Measured:
     rates = Rates(grabcut_s, fit_step_s, gan_step_s)
     if distributed.is_main():
         rates_mod.save_rates(rates, ctx.device, cfg.size)
-    return Measured(rates, photos, available_seconds(total, ctx.clock.elapsed_s()))
+    return Measured(rates, photos, available_seconds(total, ctx.clock.elapsed_s()), separation)
 
 
 def saved_measure(payload: dict[str, Any]) -> Measured | None:
@@ -133,7 +136,9 @@ def saved_measure(payload: dict[str, Any]) -> Measured | None:
     gan = saved.get("gan_step_s")
     rates = Rates(float(saved["grabcut_s"]), float(saved["fit_step_s"]),
                   None if gan is None else float(gan))
-    return Measured(rates, int(saved["photos"]), float(saved["available_s"]))
+    sep = saved.get("separation")  # absent in checkpoints from before the measure
+    return Measured(rates, int(saved["photos"]), float(saved["available_s"]),
+                    None if sep is None else float(sep))
 
 
 def resume_payload(ctx: StageContext) -> dict[str, Any] | None:
