@@ -8,7 +8,6 @@ state goes to a checkpoint with ``to_payload`` and comes back with ``restore``.
 from __future__ import annotations
 
 import random
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -103,10 +102,7 @@ class StageContext:
             "dropped_at": -1 if self.dropped_at is None else self.dropped_at,
             "freed_s": self.freed_s,
             "run_elapsed": self.clock.elapsed_s(),
-            "measured": None if self.measured is None else {
-                **asdict(self.measured.rates), "photos": self.measured.photos,
-                "available_s": self.measured.available_s,
-                "separation": self.measured.separation},
+            "measured": None if self.measured is None else self.measured.to_record(),
             "method": self.method.state_dict(),
             "rng": ckpt.capture_rng(self.data_rng),
         }

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import importlib.util
 import math
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 
 from engine.config import RunConfig
 from engine.methods import perturbgan_encoder
@@ -135,6 +135,12 @@ class Measured:
     # Colour separation of the probe's GrabCut masks (``engine/segmenter/separation.py``): whether
     # self-training rounds pay on this folder. None: not measured (rounds kept).
     separation: float | None = None
+
+    def to_record(self) -> dict[str, float | int | None]:
+        """Flat, JSON-ready: the checkpoint's copy (``setup.saved_measure`` reads it back) and
+        the plan record in ``metrics.jsonl``."""
+        return {**asdict(self.rates), "photos": self.photos, "available_s": self.available_s,
+                "separation": self.separation}
 
 
 def gan_decision(config: RunConfig, measured: Measured | None = None) -> tuple[bool, str]:
@@ -291,9 +297,10 @@ def prior_only_plan(measured: Measured) -> list[Stage]:
     g, u, n_all = measured.rates.grabcut_s, measured.rates.fit_step_s, measured.photos
     t = measured.available_s
     sample = min(n_all, MIN_SAMPLE)
-    n = n_all if t - n_all * g >= PRIOR_ONLY_STEPS * u else int((t - PRIOR_ONLY_STEPS * u) // g)
-    if n < sample:
-        n = sample if t - sample * g >= MIN_SELF_TRAIN_STEPS * u else max(1, min(sample, int(0.5 * t // g)))
+    n = min(n_all, int((t - PRIOR_ONLY_STEPS * u) // g))  # photos that leave the prior its steps
+    if n < sample:  # short: the smallest sample, or GrabCut at most half of a tiny budget
+        tiny = t - sample * g < MIN_SELF_TRAIN_STEPS * u
+        n = max(1, min(sample, int(0.5 * t // g))) if tiny else sample
     return [_rated_stage("bootstrap", n, max(0.0, (t - n * g) / u), measured,
                          None if n >= n_all else n)]
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Generator, Iterator
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 
 from engine.atomic import DiskFullError
@@ -185,9 +185,8 @@ def plan_event(ctx: StageContext) -> PlanMade:
         note = f"dropped after failing: {', '.join(ctx.dropped)}"
     record = {"step": ctx.step, "event": "plan", "stages": rows, "note": note}
     if ctx.measured is not None:  # what the plan was built from: this machine's rates
-        record["rates"] = {**asdict(ctx.measured.rates), "photos": ctx.measured.photos,
-                           "available_s": round(ctx.measured.available_s, 1),
-                           "separation": ctx.measured.separation}
+        record["rates"] = {**ctx.measured.to_record(),
+                           "available_s": round(ctx.measured.available_s, 1)}
     ctx.metrics.append(record)
     return PlanMade(ctx.step, rows, note)
 
