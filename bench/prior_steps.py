@@ -8,7 +8,7 @@ GrabCut; N is built from this machine's rates and a step count, and this bench m
 count. For each dev folder (``bench/splits/``): GrabCut every photo (as ``peel baseline grabcut``
 does, one process), score GrabCut's masks against the ground truth on the training and held-out
 photos, then train the prior (the bootstrap's UNet, batch, sampler and pair filter) on the
-training photos' GrabCut masks for k steps, from the same seed, for each k, and score it the same
+training photos' GrabCut masks for k steps (its first half coarse, as the bootstrap fits), from the same seed, for each k, and score it the same
 way. Then the self-training round the plan puts after the prior: the prior of ``PRIOR_STEPS``
 steps labels the training photos, GrabCut snaps those labels to edges (``refined_labels``), and a
 copy of the prior is fitted on them for each k of ``--self-train`` steps (as a segmenter stage
@@ -42,7 +42,7 @@ from engine.imageio import read_mask  # noqa: E402
 from engine.metrics import image_scores  # noqa: E402
 from engine.nets.unet import UNet  # noqa: E402
 from engine.segmenter import bootstrap  # noqa: E402
-from engine.segmenter.fit import fit_unet  # noqa: E402
+from engine.segmenter.fit import COARSE_SHARE, fit_unet  # noqa: E402
 from engine.segmenter.grabcut_cache import compute_one  # noqa: E402
 from engine.segmenter.model import save_segmenter  # noqa: E402
 from engine.segmenter.pairs import filter_pairs  # noqa: E402
@@ -102,7 +102,7 @@ def prior_rows(cache: Any, masks: dict[str, np.ndarray], size: int, ks: list[int
         sample = bootstrap.make_sampler(images, mask_arr, size)
         t0 = time.perf_counter()
         net = drain(fit_unet(sample, net, torch.device("cpu"), None, k, bootstrap.BATCH,
-                             RunControl(), "prior", 0))
+                             RunControl(), "prior", 0, coarse_share=COARSE_SHARE))
         fit_s = time.perf_counter() - t0
         path = work / f"prior-{k}.pt"
         save_segmenter(path, net, size=size, method=bootstrap.METHOD, source="train")

@@ -28,6 +28,7 @@ from engine.train.plan import (
     needed_work_s,
     plan_stages,
 )
+from engine.train.rates import rates_from
 
 HORSES_HERE = Rates(grabcut_s=0.4, fit_step_s=0.15, gan_step_s=0.35)  # one busy CPU core
 PIPE = PipelineConfig(rounds=1)
@@ -205,3 +206,18 @@ def test_the_gan_runs_only_when_its_planned_stages_get_the_steps_it_asks_for(tmp
 
 def available_seconds_left_for_gan(measured: Measured) -> float:
     return measured.available_s - needed_work_s(measured.photos, measured.rates)
+
+
+def test_the_prior_says_the_steps_its_coarse_phase_buys_in_the_same_time(tmp_path):
+    """Its fit spends half its time on half-size steps (cheaper): the plan gives it the time of
+    its full-size steps and says how many steps that is; the rates keep the coarse step."""
+    coarse = replace(HORSES_HERE, coarse_step_s=0.05)
+    need = needed_work_s(200, coarse)
+    plain = plan_stages(config(tmp_path, 5), Measured(HORSES_HERE, 200, need))
+    stages = plan_stages(config(tmp_path, 5), Measured(coarse, 200, need))
+    assert [s.budget_s for s in stages] == [s.budget_s for s in plain]
+    # the prior's 30 s of fitting: 15 s at 0.05 s a step, 15 s at 0.15
+    assert abs(stages[0].expected_steps - (15 / 0.05 + 15 / 0.15)) <= 1
+    assert stages[1].expected_steps == plain[1].expected_steps == SELF_TRAIN_STEPS
+    assert rates_from(Measured(coarse, 200, need).to_record()) == coarse
+    assert rates_from({"grabcut_s": 0.4, "fit_step_s": 0.15}) == Rates(0.4, 0.15)  # older record

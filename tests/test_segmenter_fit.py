@@ -15,7 +15,7 @@ from engine.events import Losses, PhaseChanged, Progress
 from engine.imageio import read_rgb
 from engine.nets.unet import UNet, UNetConfig
 from engine.segmenter.augment import AugmentConfig, augment_pairs
-from engine.segmenter.fit import fit_unet
+from engine.segmenter.fit import coarse_ok, fit_unet
 from engine.segmenter.infer import predict_soft
 from engine.segmenter.model import load_segmenter, save_segmenter
 
@@ -135,3 +135,27 @@ def test_saved_segmenter_serves_odd_sizes_and_grey_photos(tmp_path: Path) -> Non
     # Same weights before and after the round trip: same output.
     again = predict_soft(net, [colour], 32)[0]
     assert np.allclose(again, soft[0], atol=1e-5)
+
+
+def test_a_coarse_share_trains_on_halved_batches_first_then_at_full_size() -> None:
+    """The prior's coarse-to-fine schedule: the first share of the steps sees the batch at half
+    its side, the rest at full size, and the net comes out serving the full size."""
+    seen: list[tuple[int, int]] = []
+    net = small_unet()
+    net.register_forward_pre_hook(lambda _m, args: seen.append(tuple(args[0].shape[-2:])))
+    _, net = run(fit_unet(disc_sampler(size=64), net, torch.device("cpu"), None, 6, 2,
+                          RunControl(), "prior", 0, coarse_share=0.5))
+    assert seen == [(32, 32)] * 3 + [(64, 64)] * 3
+    assert not net.training
+
+
+def test_no_coarse_phase_where_half_the_side_is_too_small_or_off_the_stride() -> None:
+    seen: list[tuple[int, int]] = []
+    net = small_unet()  # 32 px would halve to 16: too coarse to learn from (bench/RESULTS.md)
+    net.register_forward_pre_hook(lambda _m, args: seen.append(tuple(args[0].shape[-2:])))
+    run(fit_unet(disc_sampler(), net, torch.device("cpu"), None, 2, 2, RunControl(), "prior", 0,
+                 coarse_share=0.5))
+    assert seen == [(32, 32)] * 2
+    assert coarse_ok((4, 3, 64, 64), 16) and coarse_ok((128, 128), 16)
+    assert not coarse_ok((4, 3, 64, 48), 16) and not coarse_ok((32, 32), 16)
+    assert not coarse_ok((96, 96), 32)  # 48 is not a multiple of 32

@@ -27,7 +27,7 @@ from engine.data import ImageCache, square_resize, to_tensor
 from engine.events import Event, PhaseChanged, Progress, WarningEvent
 from engine.nets.unet import UNet, UNetConfig
 from engine.parallel import distributed
-from engine.segmenter.fit import Sampler, fit_unet
+from engine.segmenter.fit import COARSE_SHARE, Sampler, fit_unet
 from engine.segmenter.grabcut_cache import cache_key, compute_one, load_cached
 from engine.segmenter.model import SegmenterLoadError, load_segmenter, save_segmenter
 from engine.segmenter.pairs import filter_pairs
@@ -289,7 +289,8 @@ def bootstrap_prior(
 
     remaining = max(budget_s - (time.perf_counter() - t0), 0.1 * budget_s)
     sample = make_sampler(images, mask_arr, size)
-    unet = yield from fit_unet(sample, unet, device, remaining, steps, BATCH, control, PHASE, step0)
+    unet = yield from fit_unet(sample, unet, device, remaining, steps, BATCH, control, PHASE, step0,
+                               coarse_share=COARSE_SHARE)
     unet.eval().requires_grad_(False)
     if not control.stop_requested and distributed.is_main():
         source = cache.paths[0].parent.name if cache.paths else ""

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, replace
 
 from engine.config import RunConfig
 from engine.methods import perturbgan_encoder
+from engine.segmenter.fit import COARSE_SHARE
 from engine.segmenter.separation import SNAP_MIN_SEPARATION, snapping_pays
 
 
@@ -42,6 +43,9 @@ class Rates:
     grabcut_s: float  # one photo GrabCut-ed (a relabel snap of one photo costs about as much)
     fit_step_s: float  # one prior / segmenter UNet step (the prior's batch at the run's size)
     gan_step_s: float | None = None  # one GAN step; None when not measured (no GAN planned)
+    # One step of the prior's coarse phase (``fit.COARSE_SHARE``, half the side); None where its
+    # fit has none at this size (or rates from before it).
+    coarse_step_s: float | None = None
 
 
 # What a segmenter better than GrabCut needs, measured by bench/prior_steps.py (bench/RESULTS.md,
@@ -327,7 +331,19 @@ def _rated_stage(name: str, photos: int, steps: float, measured: Measured,
     kind = "bootstrap" if name == "bootstrap" else "segmenter"
     share = min(MAX_GRABCUT_SHARE, GRABCUT_MARGIN * grabcut / budget) if budget > 0 else None
     return Stage(name, kind, budget, None, photos=sample if kind == "bootstrap" else None,
-                 expected_steps=int(steps), grabcut_share=share)
+                 expected_steps=int(steps * u / fit_step_s(kind, measured.rates)),
+                 grabcut_share=share)
+
+
+def fit_step_s(kind: str, rates: Rates) -> float:
+    """A fit step's mean time in a stage of ``kind`` (pure). The plan sizes every fit in
+    full-size steps (what ``PRIOR_STEPS`` and the others were measured in); the prior's fit
+    spends ``COARSE_SHARE`` of that time on cheaper half-size steps, so it takes more steps than
+    the probe's full-size rate buys, and the plan says how many."""
+    u, c = rates.fit_step_s, rates.coarse_step_s
+    if kind != "bootstrap" or not c:
+        return u
+    return 1 / (COARSE_SHARE / c + (1 - COARSE_SHARE) / u)
 
 
 # GrabCut may overrun its planned seconds by this factor (the probe timed one or two photos)...
@@ -354,7 +370,7 @@ def with_needed_floors(stages: list[Stage], measured: Measured) -> list[Stage]:
             expected, share = int(budget / r.gan_step_s), None
         elif s.kind in ("bootstrap", "segmenter"):
             grabcut = n * r.grabcut_s
-            expected = int(max(0.0, budget - grabcut) / r.fit_step_s)
+            expected = int(max(0.0, budget - grabcut) / fit_step_s(s.kind, r))
             share = min(MAX_GRABCUT_SHARE, GRABCUT_MARGIN * grabcut / budget) if budget else None
         else:
             expected, share = None, None

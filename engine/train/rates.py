@@ -121,6 +121,18 @@ def time_fit_step(size: int, device: torch.device, steps: int = PROBE_FIT_STEPS)
     return float(np.median(times))
 
 
+def time_coarse_step(size: int, device: torch.device) -> float | None:
+    """Seconds per step of the prior fit's coarse phase (``fit.COARSE_SHARE``: half the side),
+    or None where a fit at ``size`` has none."""
+    from engine.nets.unet import UNet
+    from engine.segmenter.bootstrap import prior_config
+    from engine.segmenter.fit import coarse_ok
+
+    if not coarse_ok((size, size), UNet(prior_config()).stride):
+        return None
+    return time_fit_step(size // 2, device)
+
+
 def time_gan_step(config: RunConfig, device: torch.device, real: torch.Tensor,
                   steps: int = PROBE_GAN_STEPS) -> float:
     """Seconds per step of the run's GAN, on a throwaway copy (its own init, RNGs left as they
@@ -161,10 +173,21 @@ def load_rates(device: torch.device | str, size: int) -> Rates | None:
     if not isinstance(entry, dict):
         return None
     try:
-        return Rates(float(entry["grabcut_s"]), float(entry["fit_step_s"]),
-                     None if entry.get("gan_step_s") is None else float(entry["gan_step_s"]))
+        return rates_from(entry)
     except (KeyError, TypeError, ValueError):
         return None
+
+
+def rates_from(record: dict[str, Any]) -> Rates:
+    """``Rates`` from a saved record (the rates file, a checkpoint's ``measured``); optional
+    rates absent from older records are None. Raises KeyError, TypeError or ValueError."""
+
+    def optional(key: str) -> float | None:
+        value = record.get(key)
+        return None if value is None else float(value)
+
+    return Rates(float(record["grabcut_s"]), float(record["fit_step_s"]),
+                 optional("gan_step_s"), optional("coarse_step_s"))
 
 
 def _read(path: Path) -> dict[str, Any]:

@@ -114,6 +114,7 @@ def measure(ctx: StageContext) -> Measured:
     grabcut_s = rates_mod.time_grabcut(ctx.dataset.cache, masks)
     separation = rates_mod.probe_separation(ctx.dataset.cache, masks)
     fit_step_s = rates_mod.time_fit_step(cfg.size, ctx.device)
+    coarse_step_s = rates_mod.time_coarse_step(cfg.size, ctx.device)
     gan_step_s = None
     need = needed_work_s(photos, Rates(grabcut_s, fit_step_s), separation)
     if cfg.pipeline.gan and available_seconds(total, ctx.clock.elapsed_s()) > need:
@@ -122,7 +123,7 @@ def measure(ctx: StageContext) -> Measured:
             gan_step_s = rates_mod.time_gan_step(cfg, ctx.device, real.to(ctx.device))
         except RuntimeError as exc:  # out of memory, say: the GAN is then not planned
             log.warning("timing a GAN step failed (%s); the plan leaves the GAN out", exc)
-    rates = Rates(grabcut_s, fit_step_s, gan_step_s)
+    rates = Rates(grabcut_s, fit_step_s, gan_step_s, coarse_step_s)
     if distributed.is_main():
         rates_mod.save_rates(rates, ctx.device, cfg.size)
     return Measured(rates, photos, available_seconds(total, ctx.clock.elapsed_s()), separation)
@@ -133,9 +134,7 @@ def saved_measure(payload: dict[str, Any]) -> Measured | None:
     saved = payload.get("measured")
     if not isinstance(saved, dict):
         return None
-    gan = saved.get("gan_step_s")
-    rates = Rates(float(saved["grabcut_s"]), float(saved["fit_step_s"]),
-                  None if gan is None else float(gan))
+    rates = rates_mod.rates_from(saved)
     sep = saved.get("separation")  # absent in checkpoints from before the measure
     return Measured(rates, int(saved["photos"]), float(saved["available_s"]),
                     None if sep is None else float(sep))
