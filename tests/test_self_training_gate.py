@@ -71,12 +71,12 @@ def test_where_snapping_does_not_pay_the_prior_gets_the_whole_budget(tmp_path):
     assert [s.name for s in clear][:2] == ["bootstrap", "segmenter"]
     assert rounds_note(Measured(HORSES_HERE, 200, t, CLEAR)) == ""
     # Short of the prior's steps with every photo: a sample, so that the prior keeps them.
-    short = plan_stages(cfg, Measured(HORSES_HERE, 200, 330.0, MUDDY))
+    short = plan_stages(cfg, Measured(HORSES_HERE, 200, 180.0, MUDDY))
     assert 64 <= short[0].photos < 200 and short[0].expected_steps >= PRIOR_ONLY_STEPS
-    # The estimate counts what this folder needs: no snapping pass, the longer prior.
+    # The estimate counts what this folder needs: no snapping pass and no round, the prior alone.
     assert needed_work_s(200, HORSES_HERE, MUDDY) == pytest.approx(200 * 0.2 + PRIOR_ONLY_STEPS * 0.38)
-    assert estimate_line(200, HORSES_HERE, 5.5, CLEAR) is None
-    assert "about 6 minutes" in estimate_line(200, HORSES_HERE, 5.5, MUDDY)
+    assert "about 5.5 minutes" in estimate_line(200, HORSES_HERE, 3, CLEAR)
+    assert "about 3.5 minutes" in estimate_line(200, HORSES_HERE, 3, MUDDY)
 
 
 def test_a_stage_without_usable_pairs_keeps_the_prior_where_self_training_does_not_pay(

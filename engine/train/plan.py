@@ -59,10 +59,13 @@ PRIOR_STEPS = 200
 SELF_TRAIN_STEPS = 400
 MIN_SELF_TRAIN_STEPS = 100
 # Where colour does not separate the objects (``separation.snapping_pays``) self-training rounds
-# lowered the IoU, and the prior alone must pass GrabCut: on the horses at 64 px it did at 800
-# steps (0.699 / 0.686 held-out against GrabCut's 0.698 / 0.667; 400 steps: 0.689 / 0.660); at
-# 32 px it never did (0.677 at 1,600 steps). bench/RESULTS.md, 2026-12-05.
-PRIOR_ONLY_STEPS = 800
+# lowered the IoU, and the prior alone must pass GrabCut. On the horses at 64 px a plain fit did
+# at 800 steps (0.699 / 0.686 held-out against GrabCut's 0.698 / 0.667); fitted coarse-to-fine
+# (``fit.COARSE_SHARE``) it did in the time of 416 plain steps (0.696 / 0.698; bench/RESULTS.md,
+# 2026-12-05 session 5). Counted in full-size steps' time, so 400 (the prior takes ~2.2x as many
+# steps). At 800 a slow machine's 10-minute plan cut the photos to 64 to keep the steps, and
+# scored under its 5-minute run.
+PRIOR_ONLY_STEPS = 400
 # Fewer photos than this are not a sample worth a prior (the bootstrap's own MIN_MASKS).
 MIN_SAMPLE = 64
 # The GAN is optional: it runs only when the time left after the needed work buys it this many
