@@ -20,17 +20,14 @@ from __future__ import annotations
 
 import logging
 import os
-import stat
-import tempfile
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
-from typing import IO, Protocol
+from typing import Protocol
 
 import cv2
 import numpy as np
@@ -40,10 +37,10 @@ from engine.daemon_pool import DaemonPool
 from engine.export import annotations
 from engine.export.jobs import ExportSetupError, Job, check_folders, plan_jobs, remove_stale_temps
 from engine.export.metadata import ModelContractError
+from engine.export.out_dir import RunLog, writable_out_dir
 from engine.imageio import BadFile, ImageReadError, read_rgb
 from engine.segmenter.infer import finish, prepare
 from engine.segmenter.refine import grabcut_refine
-from engine.text import one_line
 
 log = logging.getLogger(__name__)
 
@@ -221,59 +218,6 @@ def _write(
         return BadFile(str(item.job.src), f"cannot write {item.job.out}: {exc}")
 
 
-def _writable_out_dir(out_dir: Path) -> None:
-    """Create OUT_DIR and prove a file can be made in it, or one ``ExportSetupError`` line
-    (read-only mount, immutable or foreign folder): without this every photo failed the same way
-    or a traceback ended the run."""
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=".peel-write-test.", dir=out_dir)
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as exc:
-        raise ExportSetupError(f"cannot write to OUT_DIR {out_dir}: {exc.strerror or exc}") from exc
-
-
-class _RunLog:
-    """Appends to OUT_DIR/peel-segment.log so failures survive the console scrolling away.
-
-    Opened without following links and only if it is a regular file: a link planted there would
-    make Peel append to a file outside OUT_DIR, and a FIFO would block the open. Refusing is an
-    ``ExportSetupError`` (one line, nothing processed). Entries are one line each.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        flags = (os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
-                 | getattr(os, "O_NONBLOCK", 0))
-        try:
-            fd = os.open(path, flags, 0o666)
-        except OSError as exc:
-            if os.path.islink(path):
-                raise ExportSetupError(
-                    f"{path} is a symbolic link; refusing to follow it (remove it)") from exc
-            raise ExportSetupError(f"cannot open the run log {path}: {exc.strerror or exc}") from exc
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            os.close(fd)
-            raise ExportSetupError(f"{path} is not a regular file; refusing to write to it")
-        # backslashreplace: a file name need not be valid UTF-8 on Linux; logging it must not fail.
-        self._fh: IO[str] = open(fd, "a", encoding="utf-8", errors="backslashreplace")  # noqa: SIM115 - closed in close()
-
-    def line(self, text: str) -> None:
-        stamp = datetime.now().isoformat(timespec="seconds")
-        try:
-            self._fh.write(f"{stamp} {one_line(text)}\n")
-            self._fh.flush()
-        except OSError as exc:  # a full disk: the log is secondary, the summary still tells
-            log.warning("cannot write %s: %s", self.path, exc)
-
-    def close(self) -> None:
-        try:
-            self._fh.close()
-        except OSError as exc:
-            log.warning("cannot write %s: %s", self.path, exc)
-
-
 def _open_model(
     model: str | os.PathLike[str] | BatchRunner, device: str,
     shard: tuple[int, int] | None = None,
@@ -308,8 +252,8 @@ def export_masks(
     jobs, clashes = plan_jobs(in_path, out_path, options.recursive, options.shard)
     jobs = [annotations.retarget(j, options.format, in_path, out_path) for j in jobs]
     runner = _open_model(model, options.device, options.shard)
-    _writable_out_dir(out_path)
-    run_log = _RunLog(out_path / LOG_NAME)
+    writable_out_dir(out_path)
+    run_log = RunLog(out_path / LOG_NAME)
     todo = jobs if options.overwrite else [j for j in jobs if not j.out.exists()]
     remove_stale_temps(todo)
     skipped = len(jobs) - len(todo)
