@@ -68,6 +68,12 @@ MIN_SELF_TRAIN_STEPS = 100
 PRIOR_ONLY_STEPS = 400
 # Fewer photos than this are not a sample worth a prior (the bootstrap's own MIN_MASKS).
 MIN_SAMPLE = 64
+# A budget too short for the needed work still GrabCuts this share of its time (never under
+# MIN_SAMPLE photos, never over half the time): where GrabCut is cheap that is every photo. In the
+# same seconds of fitting the prior on 150 photos against 64 scored +0.01 on the demo and the
+# horses at 40 s, +0.026 / +0.017 (train / held-out) on the horses at 100 s, where 60 s more
+# fitting on 64 photos had bought +0.014 (bench/RESULTS.md, 2026-12-05 session 6).
+SHORT_GRABCUT_SHARE = 0.3
 # The GAN is optional: it runs only when the time left after the needed work buys it this many
 # steps (CPU runs of 10 min and under had their GAN pairs refused by the gate: issue #16).
 GAN_MIN_STEPS = 3000
@@ -265,9 +271,10 @@ def rated_plan(max_rounds: int, measured: Measured) -> list[Stage]:
     What the segmenter needs comes first. When the budget holds every photo GrabCut-ed, the
     prior's ``PRIOR_STEPS`` and a self-training round of ``SELF_TRAIN_STEPS``, more rounds
     follow (each as costly) and what is left lengthens every fit. When it does not, GrabCut
-    and the relabelling cover a sample of the photos sized so that the fits keep their steps
-    (never under ``MIN_SAMPLE`` photos); below that the round gets what is left after the
-    prior's steps, down to ``MIN_SELF_TRAIN_STEPS``; below even that, the prior alone gets the
+    and the relabelling cover a sample of the photos sized so that the fits keep their steps,
+    or ``short_sample``'s share of the time where that is more (photos bought more than fit
+    steps at these budgets); the round gets what is left after the prior's steps, down to
+    ``MIN_SELF_TRAIN_STEPS``; below even that, the prior alone gets the
     budget and becomes the run's segmenter (a second fit of a few steps at a restarted learning
     rate would only undo it). Each stage's GrabCut share of its time is planned too (``grabcut_share``).
     """
@@ -282,32 +289,39 @@ def rated_plan(max_rounds: int, measured: Measured) -> list[Stage]:
         steps = [k + extra * k / sum(fits) / u for k in fits]
         return [_rated_stage(name, n_all, k, measured, None)
                 for name, k in zip(_stage_names(len(fits)), steps, strict=True)]
-    sample = min(n_all, MIN_SAMPLE)
-    n = int((t - (PRIOR_STEPS + SELF_TRAIN_STEPS) * u) // (2 * g))
-    if n >= sample:
-        return [_rated_stage("bootstrap", n, PRIOR_STEPS, measured, n),
-                _rated_stage("segmenter", n, SELF_TRAIN_STEPS, measured, n)]
-    self_steps = (t - 2 * sample * g) / u - PRIOR_STEPS  # the smallest sample, a shorter round
-    if self_steps >= MIN_SELF_TRAIN_STEPS:
-        return [_rated_stage("bootstrap", sample, PRIOR_STEPS, measured, sample),
-                _rated_stage("segmenter", sample, self_steps, measured, sample)]
-    n = max(1, min(sample, int(0.5 * t // g)))  # GrabCut at most half of a tiny budget
+    # Short: the photos that leave the fits their steps, or a short budget's share of its time
+    # on GrabCut (``short_sample``) where that is more; the fits share what is left, the prior
+    # keeping its ``PRIOR_STEPS`` first.
+    leave = int((t - (PRIOR_STEPS + SELF_TRAIN_STEPS) * u) // (2 * g))
+    n = min(n_all, max(leave, short_sample(n_all, t, g, passes=2)))
+    steps = (t - 2 * n * g) / u
+    if steps >= PRIOR_STEPS + MIN_SELF_TRAIN_STEPS:
+        prior = max(PRIOR_STEPS, steps * PRIOR_STEPS / (PRIOR_STEPS + SELF_TRAIN_STEPS))
+        return [_rated_stage("bootstrap", n, prior, measured, n),
+                _rated_stage("segmenter", n, steps - prior, measured, n)]
+    n = short_sample(n_all, t, g)
     return [_rated_stage("bootstrap", n, max(0.0, (t - n * g) / u), measured, n)]
+
+
+def short_sample(n_all: int, t: float, g: float, passes: int = 1) -> int:
+    """The photos a budget too short for the needed work GrabCuts (``passes`` times: the
+    bootstrap, and the round's snapping): ``SHORT_GRABCUT_SHARE`` of its ``t`` seconds at ``g``
+    a photo, at least ``MIN_SAMPLE``, never more than half of ``t``, never more than the folder."""
+    cost = passes * g
+    share = max(MIN_SAMPLE, int(SHORT_GRABCUT_SHARE * t / cost))
+    return max(1, min(n_all, int(0.5 * t / cost), share))
 
 
 def prior_only_plan(measured: Measured) -> list[Stage]:
     """The no-GAN plan where self-training does not pay (pure): the prior gets the whole budget,
     one fit on one learning-rate schedule (a second fit on the same GrabCut masks, restarted,
     scored lower than the same steps in one: horses 0.659 against 0.671). Every photo is GrabCut-ed
-    when that leaves ``PRIOR_ONLY_STEPS``; else a sample sized so that it does (never under
-    ``MIN_SAMPLE``), and the smallest sample with what is left when even that is short."""
+    when that leaves ``PRIOR_ONLY_STEPS``; else a sample sized so that it does, or
+    ``short_sample``'s share of the time where that is more."""
     g, u, n_all = measured.rates.grabcut_s, measured.rates.fit_step_s, measured.photos
     t = measured.available_s
-    sample = min(n_all, MIN_SAMPLE)
     n = min(n_all, int((t - PRIOR_ONLY_STEPS * u) // g))  # photos that leave the prior its steps
-    if n < sample:  # short: the smallest sample, or GrabCut at most half of a tiny budget
-        tiny = t - sample * g < MIN_SELF_TRAIN_STEPS * u
-        n = max(1, min(sample, int(0.5 * t // g))) if tiny else sample
+    n = max(n, short_sample(n_all, t, g))  # and at least a short budget's share (``short_sample``)
     return [_rated_stage("bootstrap", n, max(0.0, (t - n * g) / u), measured,
                          None if n >= n_all else n)]
 
