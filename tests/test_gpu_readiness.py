@@ -160,6 +160,28 @@ def test_step_losses_stay_tensors_until_the_loop_reports() -> None:
     assert last[0].values == {"loss": 6.0} and type(last[0].values["loss"]) is float
 
 
+def test_redo_and_latent_direction_steps_leave_their_losses_on_the_device() -> None:
+    # A float() of a CUDA loss waits for the GPU: ReDO's and the direction search's steps read
+    # five and three of them every step; now the loop reads them at reports only.
+    from engine.config import NetConfig, RedoSettings, RunConfig
+    from engine.methods import build_method
+    from engine.methods.latentdir import direction_loss
+    from engine.methods.redo import Redo
+
+    config = RunConfig(folder="x", out="y", method="redo", size=32, batch=2, steps=1,
+                       redo=RedoSettings(mask_width=4, gen_width=4, critic_width=4))
+    images = [torch.rand(2, 3, 32, 32) * 2 - 1 for _ in range(3)]
+    values = Redo(config, torch.device("cpu")).step(*images)
+    assert set(values) >= {"d_real", "g_adv", "coverage"}
+    assert all(isinstance(v, torch.Tensor) and v.dim() == 0 for v in values.values())
+    method = build_method(RunConfig(folder="x", out="y", method="ilgan", size=32, batch=2, steps=1,
+                                    net=NetConfig(g_width=4, d_width=4, z_dim=8)),
+                          torch.device("cpu"))
+    v = torch.randn(method.code_dim, requires_grad=True)
+    _, parts = direction_loss(method, method.sample_codes(2), v, 1.0, 5.0)
+    assert all(isinstance(p, torch.Tensor) and not p.requires_grad for p in parts.values())
+
+
 def test_border_mass_without_boolean_indexing_matches_the_ring_mean() -> None:
     from engine.losses import border_mass
 

@@ -102,7 +102,7 @@ def generate(method: LayeredGan, codes: torch.Tensor) -> torch.Tensor:
 def direction_loss(
     method: LayeredGan, codes: torch.Tensor, v: torch.Tensor, eps: float, lam: float,
     base: torch.Tensor | None = None,
-) -> tuple[torch.Tensor, dict[str, float]]:
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     unit = v / v.norm().clamp_min(1e-8)
     shifted = generate(method, codes + eps * unit)
     if base is None:
@@ -113,7 +113,7 @@ def direction_loss(
     r = radial_prior(*shifted.shape[-2:], device=shifted.device)
     brightness = (gray(shifted) * r).mean()
     loss = edges - lam * brightness
-    return loss, {"edges": float(edges.detach()), "brightness": float(brightness.detach())}
+    return loss, {"edges": edges.detach(), "brightness": brightness.detach()}  # read at reports
 
 
 @torch.no_grad()
@@ -334,13 +334,13 @@ class _Job:
         v = torch.randn(method.code_dim, generator=gen).to(method.device).requires_grad_(True)
         opt = torch.optim.Adam([v], lr=own.lr)
 
-        def step(frac: float) -> dict[str, float]:
+        def step(frac: float) -> dict[str, torch.Tensor]:
             codes = method.sample_codes(own.batch)
             loss, parts = direction_loss(method, codes, v, self.eps, lam)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            return {"loss": float(loss.detach()), **parts}
+            return {"loss": loss.detach(), **parts}
 
         steps = None if budget_s is not None else own.direction_steps
         self.step += yield from run_steps(step, Budget(budget_s, steps), self.control, phase,

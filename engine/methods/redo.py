@@ -108,7 +108,9 @@ class Redo:
         drawn = self.gens[region](region_mask, z)
         return region_mask * drawn + (1 - region_mask) * images
 
-    def step(self, real: torch.Tensor, inputs: torch.Tensor, g_inputs: torch.Tensor) -> dict[str, float]:
+    def step(
+        self, real: torch.Tensor, inputs: torch.Tensor, g_inputs: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
         """One D step (``real`` vs redraws of ``inputs``) and one G + δ step (redraws of ``g_inputs``)."""
         c, n = self.config, real.shape[0]
         cl = torch.channels_last
@@ -138,11 +140,11 @@ class Redo:
         self.opt_g.zero_grad(set_to_none=True)
         (adv + self.lambda_z * info).backward()
         self.opt_g.step()
-        coverage = float(mask.detach().mean())
+        # Tensors, read by the loop only when it reports: a float() here would wait for the GPU
+        # every step.
         return {
-            "d_real": float(d_real.detach()), "d_fake": float(d_fake.detach()),
-            "g_adv": float(adv.detach()), "z_error": float(info.detach()) / c.z_dim,
-            "coverage": coverage,
+            "d_real": d_real.detach(), "d_fake": d_fake.detach(), "g_adv": adv.detach(),
+            "z_error": info.detach() / c.z_dim, "coverage": mask.detach().mean(),
         }
 
     def state_dict(self) -> dict[str, Any]:
@@ -277,7 +279,7 @@ class _RedoRun:
         seconds = cfg.minutes * 60 if cfg.minutes is not None else None
         budget = Budget.resumed(seconds, cfg.steps, done=self.step, elapsed_s=self.elapsed)
 
-        def step(frac: float) -> dict[str, float]:
+        def step(frac: float) -> dict[str, torch.Tensor]:
             batches = [self.dataset.sample_batch(cfg.batch, self.data_rng) for _ in range(3)]
             return self.model.step(*batches)
 
