@@ -143,6 +143,10 @@ class RedoSettings:
     restart_until: int = 1500
     min_region: float = 0.1
     max_restarts: int = 5
+    # The share of a --minutes budget (or, with --steps N, min(N, 400) fit steps) in which the mask
+    # net first learns GrabCut's masks of the photos, as Peel's prior does; 0: the paper's cold
+    # start (a blotch over half the photo after CPU hours of these steps: bench/RESULTS.md).
+    warm_start: float = 0.25
 
 
 @dataclass(frozen=True)

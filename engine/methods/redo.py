@@ -9,6 +9,11 @@ penalised. Unlike the layered GANs, the mask net reads *real* photos, so it is t
 and no synthetic pairs or UNet are needed.
 
 Departures from the paper (each measured or forced by the CPU; bench/RESULTS.md, "ReDO"):
+- a warm start (``RedoSettings.warm_start``): the mask net first learns GrabCut's masks of the
+  photos (the labels Peel's prior learns), then the adversarial game refines it. Cold, the mask net
+  was still a blotch over half of each photo after the steps a CPU gives in minutes (demo 0.33,
+  horses 0.26, flowers 0.44); the paper trains tens of thousands of GPU steps. A restart after a
+  collapse starts the mask net again from its warm weights;
 - smaller nets (mask net width 16, generators 16, critics 16; no self-attention), 64 px by default;
 - the restart rule is checked every ``restart_every`` steps during the first ``restart_until``
   steps (paper: every 500 during the first ~7,000 of a much longer GPU run);
@@ -26,6 +31,7 @@ import json
 import logging
 import math
 import random
+import time
 from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any
@@ -55,6 +61,8 @@ from engine.runs.checkpoint import CheckpointError
 from engine.runs.folder import RunFolder
 from engine.runs.metrics_log import MetricsLog
 from engine.runs.previews import write_grid
+from engine.segmenter import bootstrap
+from engine.segmenter.fit import fit_unet
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +70,8 @@ METHOD = "redo"
 REGIONS = 2  # object, background
 GUARD_IMAGES = 32
 BORDER = 0.125  # fraction of the side counted as "border" when choosing the polarity
+WARM_PHASE = "warm-start"
+WARM_MAX_STEPS = 400  # --steps N: the warm start fits min(N, this) steps on 4N photos
 
 
 class RedoError(Exception):
@@ -204,6 +214,7 @@ class _RedoRun:
         self.restarts = 0
         self.seed = config.seed
         self.gave_up = False  # the "restarts used up" warning is said once
+        self.warm_state: dict[str, torch.Tensor] | None = None  # the mask net after its warm start
 
     def execute(self, resume: bool) -> Generator[Event, None, None]:
         cfg = self.config
@@ -225,6 +236,7 @@ class _RedoRun:
             ckpt.restore_rng(payload["rng"], self.data_rng)
             self.step, self.elapsed = int(payload["step"]), float(payload["elapsed"])
             self.restarts, self.seed = int(payload["restarts"]), int(payload["seed"])
+            self.warm_state = payload.get("warm_mask_net")
             self.metrics.truncate_after(self.step)
         yield Started(step=self.step, device=describe(self.device), method=METHOD, phase=METHOD,
                       config=cfg.to_dict(), total_steps=cfg.steps)
@@ -232,6 +244,8 @@ class _RedoRun:
             yield WarningEvent(self.step, device_warning)
         for line in bad[:10]:
             yield WarningEvent(self.step, f"skipped {line}", kind="bad-file")
+        if payload is None and cfg.redo.warm_start > 0:
+            yield from self._warm_start(cache)
         yield PhaseChanged(self.step, METHOD, "mask net + region-redrawing GAN (ReDO)")
         yield from self._train()
         if self.step % cfg.checkpoint_every != 0 or self.step == 0:
@@ -242,6 +256,25 @@ class _RedoRun:
         yield PhaseChanged(self.step, "segmenter", "saving the mask net as the segmenter")
         summary = self._save_segmenter()
         yield Finished(self.step, str(self.run_dir), stopped=False, summary=summary)
+
+    def _warm_start(self, cache: Any) -> Generator[Event, None, None]:
+        """The mask net learns GrabCut's masks of the photos before the game (module docstring);
+        its time counts in the run's budget."""
+        cfg, t0 = self.config, time.perf_counter()
+        seconds = cfg.redo.warm_start * cfg.minutes * 60 if cfg.minutes is not None else None
+        steps = None if cfg.steps is None else min(WARM_MAX_STEPS, max(2, cfg.steps))
+        photos = None if cfg.steps is None else 4 * cfg.steps
+        yield PhaseChanged(self.step, WARM_PHASE, "the mask net learns GrabCut's masks first")
+        sample = yield from bootstrap.grabcut_sampler(
+            cache, self.run_dir / "bootstrap" / "masks", cfg.size,
+            seconds if seconds is not None else math.inf, self.control, self.step, photos)
+        if sample is not None and not self.control.stop_requested:
+            left = None if seconds is None else max(0.0, seconds - (time.perf_counter() - t0))
+            yield from fit_unet(sample, self.model.mask_net, self.device, left, steps,
+                                bootstrap.BATCH, self.control, WARM_PHASE, self.step)
+            self.warm_state = {k: v.detach().clone()
+                               for k, v in self.model.mask_net.state_dict().items()}
+        self.elapsed += time.perf_counter() - t0
 
     def _fixed_images(self, images: np.ndarray) -> torch.Tensor:
         """Centre crops of up to GUARD_IMAGES photos: the guard's and the previews' inputs."""
@@ -335,6 +368,8 @@ class _RedoRun:
         self.seed = cfg.seed + 1000 * self.restarts
         old = self.step
         self._start(self.seed)
+        if self.warm_state is not None:
+            self.model.mask_net.load_state_dict(self.warm_state)
         self.step = 0
         message = (f"collapse at step {old}: one region covers only {balance:.1%} of the photos; "
                    f"re-initialised everything with seed {self.seed} "
@@ -370,6 +405,8 @@ class _RedoRun:
             "elapsed": self.elapsed, "restarts": self.restarts, "seed": self.seed,
             "model": self.model.state_dict(), "rng": ckpt.capture_rng(self.data_rng),
         }
+        if self.warm_state is not None:
+            payload["warm_mask_net"] = self.warm_state
         path = ckpt.save_rolling(self.run_dir, self.step, payload, self.config.keep_checkpoints,
                                  good=True)
         return CheckpointSaved(self.step, str(path), good=True)

@@ -221,6 +221,47 @@ def _reuse_prior(path: Path, size: int, device: torch.device) -> UNet | None:
     return model
 
 
+def grabcut_sampler(
+    cache: ImageCache,
+    mask_dir: Path,
+    size: int,
+    budget_s: float,
+    control: RunControl,
+    step0: int,
+    photos: int | None = None,
+    grabcut_share: float | None = None,
+) -> Generator[Event, None, Sampler | None]:
+    """GrabCut the folder (cached in ``mask_dir``) within ``grabcut_share`` of ``budget_s``, drop
+    the masks that look failed, and return a sampler of (photo crop, mask crop) pairs; None when
+    stopped or without a mask. The prior's labels, and ReDO's warm start's."""
+    masks: dict[int, np.ndarray] = {}
+    if distributed.is_main():  # under torchrun rank 0 GrabCuts, the others receive its masks
+        masks = yield from grabcut_masks(
+            cache, mask_dir, (grabcut_share or GRABCUT_SHARE) * budget_s, control, step0,
+            photos=photos
+        )
+    masks = distributed.broadcast_object(masks)  # type: ignore[assignment]
+    if distributed.stop_agreed(control) or not masks:
+        if not masks:
+            yield WarningEvent(step=step0, message="GrabCut gave no masks; the prior is untrained")
+        return None
+    images, mask_arr = _training_arrays(cache, masks)
+    keep = filter_pairs(torch.empty(0), torch.from_numpy(mask_arr).float().div_(255.0).unsqueeze(1))
+    n_keep = int(keep.sum())
+    if n_keep < len(keep):
+        share = 1 - n_keep / len(keep)
+        msg = (
+            f"{len(keep) - n_keep} of {len(keep)} GrabCut masks look failed (empty, full or specks)"
+        )
+        log.info(msg)
+        if share > 0.5:
+            yield WarningEvent(step=step0, message=msg + "; the prior may be weak on this folder")
+    if n_keep > 0:
+        keep_np = keep.numpy()
+        images, mask_arr = images[keep_np], mask_arr[keep_np]
+    return make_sampler(images, mask_arr, size)
+
+
 def bootstrap_prior(
     cache: ImageCache,
     run_dir: Path,
@@ -260,35 +301,11 @@ def bootstrap_prior(
             step=step0, message="no photos to bootstrap from; the prior is untrained"
         )
         return unet.to(device).eval().requires_grad_(False)
-    masks: dict[int, np.ndarray] = {}
-    if distributed.is_main():  # under torchrun rank 0 GrabCuts, the others receive its masks
-        masks = yield from grabcut_masks(
-            cache, boot_dir / "masks", (grabcut_share or GRABCUT_SHARE) * budget_s, control, step0,
-            photos=photos
-        )
-    masks = distributed.broadcast_object(masks)  # type: ignore[assignment]
-    if distributed.stop_agreed(control) or not masks:
-        if not masks:
-            yield WarningEvent(step=step0, message="GrabCut gave no masks; the prior is untrained")
+    sample = yield from grabcut_sampler(cache, boot_dir / "masks", size, budget_s, control, step0,
+                                        photos, grabcut_share)
+    if sample is None:
         return unet.to(device).eval().requires_grad_(False)
-
-    images, mask_arr = _training_arrays(cache, masks)
-    keep = filter_pairs(torch.empty(0), torch.from_numpy(mask_arr).float().div_(255.0).unsqueeze(1))
-    n_keep = int(keep.sum())
-    if n_keep < len(keep):
-        share = 1 - n_keep / len(keep)
-        msg = (
-            f"{len(keep) - n_keep} of {len(keep)} GrabCut masks look failed (empty, full or specks)"
-        )
-        log.info(msg)
-        if share > 0.5:
-            yield WarningEvent(step=step0, message=msg + "; the prior may be weak on this folder")
-    if n_keep > 0:
-        keep_np = keep.numpy()
-        images, mask_arr = images[keep_np], mask_arr[keep_np]
-
     remaining = max(budget_s - (time.perf_counter() - t0), 0.1 * budget_s)
-    sample = make_sampler(images, mask_arr, size)
     unet = yield from fit_unet(sample, unet, device, remaining, steps, BATCH, control, PHASE, step0,
                                coarse_share=COARSE_SHARE)
     unet.eval().requires_grad_(False)
