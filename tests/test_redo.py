@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from engine.config import RedoSettings, RunConfig
+from engine.config import PipelineConfig, RedoSettings, RunConfig
 from engine.control import RunControl
 from engine.events import CheckpointSaved, Failed, Finished, Preview, Started, WarningEvent
 from engine.methods.redo import choose_polarity, train_redo_run
@@ -116,7 +117,9 @@ def test_a_warm_started_mask_net_starts_from_grabcut_and_keeps_that_start(
     assert len(list((warm_run / "bootstrap" / "masks").glob("*.png"))) == 12
     payload = torch.load(list_checkpoints(warm_run)[-1], weights_only=True)
     assert "warm_mask_net" in payload
-    _run(redo_config(tiny_demo_folder, cold_run, steps=40, mask_width=8, warm_start=0.0))
+    cold = replace(redo_config(tiny_demo_folder, cold_run, steps=40, mask_width=8),
+                   pipeline=PipelineConfig(bootstrap=False))  # what --no-bootstrap gives
+    _run(cold)
     assert not (cold_run / "bootstrap").exists()
     warm, cold = _iou_on_folder(warm_run, tiny_demo_folder), _iou_on_folder(cold_run, tiny_demo_folder)
     assert warm > 0.5 and warm > cold + 0.2, (warm, cold)

@@ -9,7 +9,7 @@ penalised. Unlike the layered GANs, the mask net reads *real* photos, so it is t
 and no synthetic pairs or UNet are needed.
 
 Departures from the paper (each measured or forced by the CPU; bench/RESULTS.md, "ReDO"):
-- a warm start (``RedoSettings.warm_start``): the mask net first learns GrabCut's masks of the
+- a warm start (``RedoSettings.warm_start``; ``--no-bootstrap`` leaves it out): the mask net first learns GrabCut's masks of the
   photos (the labels Peel's prior learns), then the adversarial game refines it. Cold, the mask net
   was still a blotch over half of each photo after the steps a CPU gives in minutes (demo 0.33,
   horses 0.26, flowers 0.44); the paper trains tens of thousands of GPU steps. A restart after a
@@ -244,7 +244,7 @@ class _RedoRun:
             yield WarningEvent(self.step, device_warning)
         for line in bad[:10]:
             yield WarningEvent(self.step, f"skipped {line}", kind="bad-file")
-        if payload is None and cfg.redo.warm_start > 0:
+        if payload is None and cfg.redo.warm_start > 0 and cfg.pipeline.bootstrap:
             yield from self._warm_start(cache)
         yield PhaseChanged(self.step, METHOD, "mask net + region-redrawing GAN (ReDO)")
         yield from self._train()

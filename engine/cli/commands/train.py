@@ -66,7 +66,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "core, so that the weights do not depend on a timing)",
     )
     p.add_argument("--resume", action="store_true", help="continue the run in RUN_DIR")
-    p.add_argument("--no-bootstrap", action="store_true", help="skip the GrabCut-based prior")
+    p.add_argument("--no-bootstrap", action="store_true",
+                   help="skip the GrabCut-based prior (redo: the mask net's warm start from it)")
     p.add_argument(
         "--no-gan", action="store_true",
         help="leave the GAN out: the label-free prior, then self-training rounds on your photos "
