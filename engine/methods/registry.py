@@ -75,7 +75,8 @@ SPECS: dict[str, MethodSpec] = {
         MethodSpec(
             "redo",
             "ReDO: a mask net segments your photos directly and each region is redrawn from "
-            "noise; the mask net itself becomes the segmenter (no GrabCut prior, no GAN rounds).",
+            "noise; the mask net, first fitted to GrabCut's masks of your photos, becomes the "
+            "segmenter (no GAN rounds).",
             "engine.methods.redo:train_redo_run", "redo",
         ),
         MethodSpec(
