@@ -143,3 +143,40 @@ def test_a_resume_keeps_the_generator_run_it_started_with(tiny_demo_folder: Path
     assert isinstance(events[-1], Finished) and not events[-1].stopped, events[-1]
     assert not (out / "generator").exists()  # no GAN trained in its place
     assert events[-1].summary["generator_run"] == str(tmp_path / "gan")
+
+
+def _fitted_parameters_distance(net_a: torch.nn.Module, net_b: torch.nn.Module) -> float:
+    return max(float((a.detach() - b.detach()).abs().max()) for a, b in
+               zip(net_a.parameters(), net_b.parameters(), strict=True))
+
+
+def test_the_segmenter_starts_from_the_generator_runs_unless_bootstrap_is_off(
+        tiny_demo_folder: Path, tmp_path: Path) -> None:
+    """Peel's warm start: the generator run's segmenter is refined, not replaced by a UNet fitted
+    from scratch on rough direction masks; ``--no-bootstrap`` keeps the paper's cold fit."""
+    from dataclasses import replace
+
+    from engine.nets.unet import UNet
+    from engine.runs.folder import RunFolder
+
+    _tiny_run(tiny_demo_folder, tmp_path / "gan")
+    torch.manual_seed(7)
+    given = UNet()
+    RunFolder(tmp_path / "gan").write_segmenter(given, 32, "ilgan", "demo")
+    given, _ = load_segmenter(tmp_path / "gan" / "segmenter.pt")
+
+    warm_cfg = _latentdir(tiny_demo_folder, tmp_path / "warm", tmp_path / "gan")
+    events = list(train(warm_cfg, RunControl()))
+    assert isinstance(events[-1], Finished) and events[-1].summary["warm_start"] is True
+    assert any(isinstance(e, WarningEvent) and "starts from the generator run's" in e.message
+               for e in events)
+    warm, _ = load_segmenter(tmp_path / "warm" / "segmenter.pt")
+    # two fine-tuning steps move each weight by about the rate (4e-4) at most
+    assert _fitted_parameters_distance(warm, given) < 5e-3
+
+    cold_cfg = replace(_latentdir(tiny_demo_folder, tmp_path / "cold", tmp_path / "gan"),
+                       pipeline=replace(warm_cfg.pipeline, bootstrap=False))
+    events = list(train(cold_cfg, RunControl()))
+    assert isinstance(events[-1], Finished) and events[-1].summary["warm_start"] is False
+    cold, _ = load_segmenter(tmp_path / "cold" / "segmenter.pt")
+    assert _fitted_parameters_distance(cold, given) > 0.05

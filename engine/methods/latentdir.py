@@ -22,6 +22,7 @@ says so, and a resume continues that GAN where it stopped.
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import random
@@ -52,10 +53,13 @@ from engine.events import (
 )
 from engine.loop import Budget, run_steps
 from engine.methods import LayeredGan, build_method
+from engine.nets.unet import UNet
 from engine.runs import checkpoint as ckpt
 from engine.runs.checkpoint import CheckpointError
 from engine.runs.folder import RunFolder
 from engine.runs.previews import write_grid
+from engine.segmenter.fit import FINETUNE_LR, SCRATCH_LR, Sampler
+from engine.segmenter.samplers import labelled_photos, mixed
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +67,8 @@ METHOD = "latentdir"
 LUMA = (0.299, 0.587, 0.114)
 # Share of a --minutes budget spent finding the two directions (the rest fits the UNet).
 DIRECTION_SHARE = 0.3
+# Share of the user's photos (labelled by the starting segmenter) in a warm-started fit's batches.
+WARM_PHOTO_SHARE = 0.5
 
 
 class LatentDirError(Exception):
@@ -216,7 +222,6 @@ class _Job:
         self.step = 0
 
     def execute(self, resume: bool) -> Generator[Event, None, None]:
-        from engine.nets.unet import UNet
         from engine.segmenter.fit import fit_unet
 
         run = self.run = _resumed_config(self.run, self.out) if resume else self.run
@@ -265,15 +270,24 @@ class _Job:
                                "refinement; the segmenter trains on unrefined masks where needed")
 
         seg_budget = total_s * (1 - DIRECTION_SHARE) if total_s is not None else None
+        warm = self._warm_start(generator, info["size"], device)
+        if warm is None:  # the paper's fit: a UNet from scratch on the direction pairs alone
+            start, sampler, lr = UNet(), self._sampler(), SCRATCH_LR
+        else:
+            start, photos = warm
+            sampler, lr = mixed(self._sampler(), photos, WARM_PHOTO_SHARE), FINETUNE_LR
+            yield WarningEvent(self.step, "the segmenter starts from the generator run's and "
+                               "fine-tunes on the direction pairs and your photos", kind="info")
         unet = yield from self._counted(fit_unet(
-            self._sampler(), UNet(), device, seg_budget, run.steps, own.segmenter_batch,
-            self.control, "segmenter", self.step))
+            sampler, start, device, seg_budget, run.steps, own.segmenter_batch,
+            self.control, "segmenter", self.step, lr=lr))
         if self.control.stop_requested:
             yield Finished(self.step, str(self.out), stopped=True, summary={"method": METHOD})
             return
         folder = RunFolder(self.out)
         folder.write_segmenter(unet, info["size"], METHOD, info["source"])
         summary = {"method": METHOD, **info, "keep_rate": round(keep_rate, 4),
+                   "warm_start": warm is not None,
                    "epsilon": round(self.eps, 4),
                    "cosine_light_dark": float(F.cosine_similarity(self.v_light, self.v_dark, dim=0))}
         folder.write_summary(summary)
@@ -313,6 +327,42 @@ class _Job:
             if isinstance(ev, Failed):
                 return None
         return None
+
+    def _warm_start(self, generator: str, size: int,
+                    device: torch.device) -> tuple[UNet, Sampler] | None:
+        """The generator run's segmenter to start from, and the user's photos labelled by it.
+
+        Peel's departure from the paper (whose UNet starts from scratch): on a CPU's budget the
+        generator is young and its direction masks are rough, and a UNet fitted on them alone
+        scored what a centred box does (flowers 0.624 after 8 minutes, bench/RESULTS.md). The
+        generator run already holds a segmenter (the label-free prior and its GAN pairs), so the
+        fit refines that one at the fine-tuning rate, half of each batch the user's photos with
+        its own masks as targets so that the synthetic pairs cannot pull it far. None (the
+        paper's cold start) with ``--no-bootstrap``, or where the generator run has no
+        segmenter or the photos cannot be read.
+        """
+        from engine.data import RandomCropDataset, load_folder
+        from engine.segmenter.model import SegmenterLoadError, load_segmenter
+
+        if not self.run.pipeline.bootstrap:
+            return None
+        path = RunFolder(generator).segmenter_path
+        if not path.is_file():
+            return None
+        try:
+            net, seg_info = load_segmenter(path, device)
+        except SegmenterLoadError as exc:
+            log.warning("latentdir: not starting from %s: %s", path, exc)
+            return None
+        if not isinstance(net, UNet) or seg_info.size != size:
+            return None
+        cache = load_folder(self.run.folder, size)
+        if len(cache) == 0:
+            return None
+        teacher = copy.deepcopy(net).eval().requires_grad_(False)
+        photos = labelled_photos(RandomCropDataset(cache, size), teacher, device,
+                                              self.run.seed + 5)
+        return net.train().requires_grad_(True), photos
 
     def _counted(self, events: Generator[Event, None, Any]) -> Generator[Event, None, Any]:
         """A fit's events, ``self.step`` following the global step it reports (it counts on from

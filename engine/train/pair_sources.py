@@ -20,15 +20,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 
-from engine.data import RandomCropDataset
-from engine.device import to_device
 from engine.methods import LayeredGan
+from engine.segmenter.samplers import labelled_photos, mixed
 from engine.train.collapse import sameness
 
 log = logging.getLogger(__name__)
+
+__all__ = ["labelled_photos", "mixed"]  # re-exported: the stages draw every sampler here
 
 Sampler = Callable[[int], tuple[torch.Tensor, torch.Tensor]]
 
@@ -176,31 +176,5 @@ def generated_pairs(method: LayeredGan) -> Sampler:
             images.append(s.composite)
             masks.append(s.mask)
         return torch.cat(images)[:n], torch.cat(masks)[:n]
-
-    return sample
-
-
-def labelled_photos(
-    dataset: RandomCropDataset, teacher: Callable[[torch.Tensor], torch.Tensor],
-    device: torch.device, seed: int,
-) -> Sampler:
-    """Random crops of the user's photos with the teacher's thresholded masks as targets."""
-    rng = np.random.default_rng(seed)
-
-    @torch.no_grad()
-    def sample(n: int) -> tuple[torch.Tensor, torch.Tensor]:
-        images = to_device(dataset.sample_batch(n, rng), device)
-        return images, (torch.sigmoid(teacher(images)).float() > 0.5).float()
-
-    return sample
-
-
-def mixed(first: Sampler, second: Sampler, second_share: float) -> Sampler:
-    def sample(n: int) -> tuple[torch.Tensor, torch.Tensor]:
-        k = int(round(n * second_share))
-        a_img, a_msk = first(n - k)
-        b_img, b_msk = second(k)
-        return (torch.cat([a_img.to(b_img.device), b_img]),
-                torch.cat([a_msk.to(b_msk.device), b_msk]))
 
     return sample

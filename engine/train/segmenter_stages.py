@@ -21,6 +21,7 @@ import torch
 from engine.config import PipelineConfig
 from engine.events import Event, PhaseChanged, WarningEvent
 from engine.parallel import distributed
+from engine.segmenter.fit import FINETUNE_LR, SCRATCH_LR
 from engine.train import pair_sources
 from engine.train.context import StageContext
 from engine.train.plan import Stage
@@ -35,12 +36,6 @@ MIN_FIT_SHARE = 0.1
 BANK_BATCHES = 64
 BANK_SHARE = 0.15
 MIN_BANK = 64
-# Learning rate of a fit that starts from the previous segmenter, against fit_unet's 2e-3 from
-# scratch: a fresh Adam at 2e-3 moves every weight by about the rate at its first steps, which
-# undid the prior's converged weights in a stage of ~100 steps (#18: held-out IoU fell even on
-# the training photos, 0.682 -> 0.665 -> 0.655).
-FINETUNE_LR = 4e-4
-SCRATCH_LR = 2e-3
 
 
 @dataclass(frozen=True)
