@@ -29,7 +29,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from quality import segment_folder  # noqa: E402
+from quality import score_run  # noqa: E402
 
 from engine.imageio import scan_images  # noqa: E402
 from engine.metrics import evaluate_folders  # noqa: E402
@@ -91,10 +91,7 @@ def main() -> None:
                    "grabcut_iou": grabcut_iou, "grabcut_s": round(grabcut_s, 1)}
             row["within_goal"] = wall <= row["goal_s"]
             if (run / "segmenter.pt").exists():
-                pred = run / "pred"
-                pred.mkdir(exist_ok=True)
-                segment_folder(run / "segmenter.pt", photos, pred, torch.device("cpu"))
-                row["iou"] = score(pred, gt_dir, args.ignore)
+                row["iou"] = score_run(run, photos, gt_dir, args.ignore)
                 row["beats_grabcut"] = row["iou"] >= grabcut_iou
                 plan = plan_of(run)
                 row["plan"] = plan.get("stages")

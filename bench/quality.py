@@ -73,6 +73,19 @@ def segment_folder(
     return time.perf_counter() - t0
 
 
+def score_model(model: Path, photos: list[Path], gt: Path, ignore: Path | None,
+                pred: Path) -> float:
+    """IoU of a segmenter file on ``photos`` (its soft masks written to ``pred``)."""
+    pred.mkdir(parents=True, exist_ok=True)
+    segment_folder(model, photos, pred, torch.device("cpu"))
+    return round(float(evaluate_folders(pred, gt, ignore)["iou"]), 4)
+
+
+def score_run(run: Path, photos: list[Path], gt: Path, ignore: Path | None) -> float:
+    """IoU of a finished run's ``segmenter.pt`` on ``photos`` (soft masks in RUN/pred)."""
+    return score_model(run / "segmenter.pt", photos, gt, ignore, run / "pred")
+
+
 def _refine_one(task: tuple[str, str, str]) -> str | None:
     photo, soft_png, dst = task
     cv2.setNumThreads(1)

@@ -29,7 +29,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from quality import png_bytes, segment_folder  # noqa: E402
+from quality import png_bytes, score_model, score_run  # noqa: E402
 
 from engine.atomic import write_bytes  # noqa: E402
 from engine.baselines.grabcut import centred_rect  # noqa: E402
@@ -96,10 +96,12 @@ def main() -> None:
                "ellipse_iou": score_shape(photos, gt, ignore, work, "ellipse"),
                "rect_iou": score_shape(photos, gt, ignore, work, "rect")}
         if (run / "segmenter.pt").exists():
-            pred = run / "pred"
-            pred.mkdir(exist_ok=True)
-            segment_folder(run / "segmenter.pt", photos, pred, torch.device("cpu"))
-            row["iou"] = round(float(evaluate_folders(pred, gt, ignore)["iou"]), 4)
+            row["iou"] = score_run(run, photos, gt, ignore)
+            # latentdir's own generator run: the segmenter and the prior its fit started from
+            for key, model in (("generator_segmenter_iou", run / "generator" / "segmenter.pt"),
+                               ("generator_prior_iou", run / "generator" / "bootstrap" / "prior.pt")):
+                if model.exists():
+                    row[key] = score_model(model, photos, gt, ignore, run / f"pred-{key}")
             summary = run / "summary.json"
             if summary.exists():
                 row["summary"] = json.loads(summary.read_text())
