@@ -82,8 +82,9 @@ SPECS: dict[str, MethodSpec] = {
         MethodSpec(
             "latentdir",
             "Latent directions: trains no GAN of its own; searches two latent directions of a "
-            "layered GAN's generator that light up the object, then fits a segmenter on the "
-            "masks they give (without a generator run it trains perturbgan first).",
+            "layered GAN's generator that light up the object, then refines that run's "
+            "segmenter on the masks they give and on your photos (without a generator run it "
+            "trains perturbgan first).",
             "engine.methods.latentdir:train_latentdir", "latentdir",
             needs="a finished perturbgan or ilgan run (--generator)",
         ),
