@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -107,6 +108,37 @@ def test_a_stage_without_usable_pairs_keeps_the_prior_where_self_training_does_n
     assert all(torch.equal(prior["state_dict"][k], final["state_dict"][k]) for k in prior["state_dict"])
     rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["gan_pairs"] for r in rows if r.get("event") == "segmenter-source"] == [False, False]
+
+
+def test_photos_beside_accepted_gan_pairs_keep_the_teachers_masks_where_snapping_does_not_pay(
+        monkeypatch):
+    """The photo half of a stage that trusts the GAN's pairs: GrabCut-snapped labels only where
+    colour separates the objects; elsewhere the teacher's own masks, with no relabelling pass."""
+    from types import SimpleNamespace
+
+    from engine.data import ImageCache, RandomCropDataset
+    from engine.segmenter import relabel
+
+    def no_relabelling(*args, **kwargs):
+        raise AssertionError("GrabCut relabelled the photos")
+        yield  # a generator, as refined_labels is
+
+    monkeypatch.setattr(relabel, "refined_labels", no_relabelling)
+    monkeypatch.setattr(segmenter_stages, "self_training_pays", lambda ctx: False)
+    images = np.random.default_rng(0).integers(0, 256, (3, 32, 32, 3), dtype=np.uint8)
+    cache = ImageCache(images=images, paths=[Path(f"p{i}.png") for i in range(3)])
+    ctx = SimpleNamespace(config=SimpleNamespace(pipeline=PipelineConfig(), size=32),
+                          dataset=RandomCropDataset(cache, 32), device=torch.device("cpu"), seed=0)
+
+    def teacher(x: torch.Tensor) -> torch.Tensor:  # object where the red channel is bright
+        return (x[:, :1] > 0).float() * 20 - 10
+
+    gen = segmenter_stages.photo_pairs(ctx, teacher, SimpleNamespace(grabcut_share=None,
+                                                                     budget_s=None, name="s"))
+    with pytest.raises(StopIteration) as done:
+        next(gen)
+    photos, masks = done.value.value(4)
+    assert torch.equal(masks, (photos[:, :1] > 0).float())
 
 
 def test_the_run_measures_the_separation_plans_with_it_and_keeps_it_for_a_resume(
