@@ -28,6 +28,7 @@ from app.controllers.exports import ExportController
 from app.controllers.training import TrainingController
 from app.dialogs import Prompter
 from app.export_actions import ExportActions
+from app.gc_guard import collect_in_gui_thread
 from app.opening import Opener
 from app.panels.compare import ComparePanel
 from app.panels.folder import FolderPanel, dropped_folder
@@ -50,6 +51,7 @@ class MainWindow(QMainWindow):
                  runs_dir: str | os.PathLike[str] | None = None,
                  trainer: Trainer | None = None) -> None:
         super().__init__()
+        collect_in_gui_thread()  # before any worker starts (app/gc_guard.py)
         self.setAcceptDrops(True)
         self.settings = settings or default_settings()
         self.prompter = prompter or Prompter()

@@ -139,3 +139,15 @@ def make_window(qtbot, settings, prompter, tmp_path):
         assert w.session is None
         assert session is None or not session.is_running()
         assert w.jobs.running() == 0, [j.name for j in w.jobs._jobs if j.running()]
+
+
+@pytest.fixture(autouse=True)
+def _gc_back_on_after_gui_tests():
+    """A window turns automatic garbage collection off for the process (app/gc_guard.py); the
+    tests that follow, without an event loop to run its timer, get it back, after a collection
+    here in the GUI thread."""
+    import gc
+
+    yield
+    gc.collect()
+    gc.enable()
