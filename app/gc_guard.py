@@ -10,15 +10,18 @@ automatic collection off and collects on a GUI-thread timer (pyqtgraph's ``Garba
 
 from __future__ import annotations
 
+import gc
 from typing import Any
 
 _collector: Any = None
 
 
 def collect_in_gui_thread() -> None:
-    """Install the GUI-thread collector once per process (call from the GUI thread)."""
+    """Install the GUI-thread collector once per process (call from the GUI thread); every
+    call turns automatic collection off again (a test may have turned it back on)."""
     global _collector
     if _collector is None:
         from pyqtgraph.util.garbage_collector import GarbageCollector
 
         _collector = GarbageCollector(interval=1.0)
+    gc.disable()
