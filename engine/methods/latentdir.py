@@ -360,8 +360,7 @@ class _Job:
         if len(cache) == 0:
             return None
         teacher = copy.deepcopy(net).eval().requires_grad_(False)
-        photos = labelled_photos(RandomCropDataset(cache, size), teacher, device,
-                                              self.run.seed + 5)
+        photos = labelled_photos(RandomCropDataset(cache, size), teacher, device, self.run.seed + 5)
         return net.train().requires_grad_(True), photos
 
     def _counted(self, events: Generator[Event, None, Any]) -> Generator[Event, None, Any]:

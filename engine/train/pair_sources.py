@@ -23,14 +23,10 @@ from dataclasses import dataclass
 import torch
 
 from engine.methods import LayeredGan
-from engine.segmenter.samplers import labelled_photos, mixed
+from engine.segmenter.fit import Sampler
 from engine.train.collapse import sameness
 
 log = logging.getLogger(__name__)
-
-__all__ = ["labelled_photos", "mixed"]  # re-exported: the stages draw every sampler here
-
-Sampler = Callable[[int], tuple[torch.Tensor, torch.Tensor]]
 
 
 def _mean_iou(a: torch.Tensor, b: torch.Tensor) -> float:

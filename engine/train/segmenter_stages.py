@@ -21,7 +21,8 @@ import torch
 from engine.config import PipelineConfig
 from engine.events import Event, PhaseChanged, WarningEvent
 from engine.parallel import distributed
-from engine.segmenter.fit import FINETUNE_LR, SCRATCH_LR
+from engine.segmenter.fit import FINETUNE_LR, SCRATCH_LR, Sampler
+from engine.segmenter.samplers import labelled_photos, mixed
 from engine.train import pair_sources
 from engine.train.context import StageContext
 from engine.train.plan import Stage
@@ -153,7 +154,7 @@ def segmenter_stage(ctx: StageContext, stage: Stage) -> Generator[Event, None, N
         sampler = pair_sources.generated_pairs(ctx.method)
     elif source.generated:
         assert photos is not None and bank is not None
-        sampler = pair_sources.mixed(pair_sources.bank_pairs(bank, ctx.seed + 17), photos,
+        sampler = mixed(pair_sources.bank_pairs(bank, ctx.seed + 17), photos,
                                      pipe.real_mix)
     else:
         assert photos is not None
@@ -221,7 +222,7 @@ def measure_sameness(ctx: StageContext) -> float:
     return pair_sources.generated_sameness(ctx.method, ctx.seed + 13)
 
 
-def photo_pairs(ctx: StageContext, teacher: Any, stage: Stage) -> Generator[Event, None, pair_sources.Sampler]:
+def photo_pairs(ctx: StageContext, teacher: Any, stage: Stage) -> Generator[Event, None, Sampler]:
     """The user's photos labelled by ``teacher``; GrabCut-refined when the pipeline says so and
     snapping pays on these photos. Where it does not (``self_training_pays``), the photos that
     go with accepted GAN pairs keep the teacher's own masks: snapped labels lowered the horses'
@@ -240,7 +241,7 @@ def photo_pairs(ctx: StageContext, teacher: Any, stage: Stage) -> Generator[Even
         labels = distributed.broadcast_object(labels)
         if labels is not None:
             return make_sampler(*labels, ctx.config.size, seed=ctx.seed + 11)
-    return pair_sources.labelled_photos(ctx.dataset, teacher, ctx.device, ctx.seed + 11)
+    return labelled_photos(ctx.dataset, teacher, ctx.device, ctx.seed + 11)
 
 
 def load_stage_segmenter(ctx: StageContext) -> None:
