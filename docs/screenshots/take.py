@@ -1,7 +1,7 @@
 """Drive a real Peel window and save screenshots of its main states (run under Xvfb at 1280×800).
 
     QT_QPA_PLATFORM=xcb xvfb-run -a -s '-screen 0 1280x800x24' \
-        .venv/bin/python docs/screenshots/take.py DEMO_FOLDER [--minutes M] [--run RUN_DIR]
+        .venv/bin/python docs/screenshots/take.py DEMO_FOLDER [--train-seconds S] [--run RUN_DIR]
 
 Writes docs/screenshots/{empty,folder,training,results}.png. Training runs the real engine on the
 folder; the results view needs a run folder with segmenter.pt (``--run``, or the run it trains).
