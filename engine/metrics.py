@@ -105,6 +105,14 @@ def image_scores(
     return ImageScores(accuracy, iou, bg_iou, (iou + bg_iou) / 2, f_curve.astype(np.float64))
 
 
+def best_threshold(f_mean: np.ndarray) -> int:
+    """The byte threshold of the best mean F; among tied ones, the nearest to 0.5. Binary masks
+    (0/255, what ``peel segment`` writes) give one F for every threshold 1..255: the first of
+    them, 1/255, read as "the masks are best cut at 0.004", which says nothing true."""
+    tied = np.flatnonzero(f_mean >= f_mean.max() - 1e-12)
+    return int(tied[np.argmin(np.abs(tied - THRESHOLD))])
+
+
 def _by_stem(folder: Path) -> dict[str, Path]:
     rank = {ext: i for i, ext in enumerate(_PRED_PREFERENCE)}
     found: dict[str, Path] = {}
@@ -181,7 +189,7 @@ def evaluate_folders(
     }
     if n:
         f_mean = f_sum / n
-        best = int(np.argmax(f_mean))
+        best = best_threshold(f_mean)
         for key in ("accuracy", "iou", "miou", "bg_iou"):
             result[key] = float(np.mean([p[key] for p in per_image]))
         result["max_fbeta"] = float(f_mean[best])

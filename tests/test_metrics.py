@@ -129,3 +129,14 @@ def test_unreadable_prediction_scored_empty(tmp_path: Path) -> None:
     r = evaluate_folders(tmp_path / "pred", tmp_path / "gt")
     assert r["iou"] == 0.0
     assert r["unreadable_predictions"][0]["reason"].startswith("empty file")
+
+
+def test_binary_masks_report_the_threshold_nearest_half(tmp_path: Path) -> None:
+    """0/255 masks score the same F at every threshold 1..255: the report must not say 1/255."""
+    save(tmp_path / "gt" / "a.png", square(20, 20, 0, 0, 10))
+    save(tmp_path / "pred" / "a.png", square(20, 20, 2, 0, 10))
+    r = evaluate_folders(tmp_path / "pred", tmp_path / "gt")
+    assert r["max_fbeta_threshold"] == pytest.approx(128 / 255)
+    assert r["max_fbeta"] == pytest.approx(float(image_scores(
+        cv2.imread(str(tmp_path / "pred" / "a.png"), 0),
+        cv2.imread(str(tmp_path / "gt" / "a.png"), 0)).f_curve[1]))
