@@ -60,6 +60,23 @@ def score_shape(photos: list[Path], gt: Path, ignore: Path | None, out: Path, sh
     return round(float(evaluate_folders(pred, gt, ignore)["iou"]), 4)
 
 
+def warm_only_segmenter(run: Path) -> Path | None:
+    """ReDO's mask net as its warm start left it (before the game), written as a segmenter file
+    beside the run's own, so that what the game adds to the warm start is scored; None when the
+    run had no warm start (``--no-bootstrap``) or no checkpoint."""
+    found = sorted((run / "checkpoints").glob("step-*.pt"))
+    if not found or not (run / "segmenter.pt").exists():
+        return None
+    warm = torch.load(found[-1], map_location="cpu", weights_only=False).get("warm_mask_net")
+    if warm is None:
+        return None
+    seg = torch.load(run / "segmenter.pt", map_location="cpu", weights_only=True)
+    seg["state_dict"] = {k: v.clone() for k, v in warm.items()}
+    out = run / "segmenter-warm-only.pt"
+    torch.save(seg, out)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--folder", action="append", required=True, metavar="PHOTOS:GT[:IGNORE]")
@@ -102,6 +119,9 @@ def main() -> None:
                                ("generator_prior_iou", run / "generator" / "bootstrap" / "prior.pt")):
                 if model.exists():
                     row[key] = score_model(model, photos, gt, ignore, run / f"pred-{key}")
+            warm = warm_only_segmenter(run) if args.method == "redo" else None
+            if warm is not None:  # what ReDO's game added to its warm start (may be negative)
+                row["warm_only_iou"] = score_model(warm, photos, gt, ignore, run / "pred-warm-only")
             summary = run / "summary.json"
             if summary.exists():
                 row["summary"] = json.loads(summary.read_text())

@@ -2,7 +2,10 @@
 folder's true mean object coverage, and do the previews separate background, object and silhouette?
 
 Prints JSON: true coverage, the coverage curve (EMA-free live-generator statistics from
-metrics.jsonl), the final preview path and the speed. Usage:
+metrics.jsonl), the final preview path, the speed, and issue 18's "layers separate" verdict on
+the finished generator: coverage within +-0.05 of the training crops', sameness under 0.7, and
+(with ``--bootstrap``) the generated pairs the prior agrees with enough for the segmenter stage's
+gate. Usage:
     python bench/train_demo.py --out /tmp/demo-run --minutes 10 [--size 32] [--method perturbgan]
 """
 
@@ -35,6 +38,35 @@ def crop_coverage(mask_dir: Path, size: int) -> float:
     values = [m[t : t + size, u : u + size].mean() for m in training_masks(mask_dir, size)
               for t in range(slack + 1) for u in range(slack + 1)]
     return float(np.mean(values))
+
+
+def separation_verdict(run: Path, coverage: float, truth_crops: float, bootstrap: bool) -> dict:
+    """Issue 18's criteria on the run's last generator (EMA), judged as the pipeline judges it."""
+    import torch
+
+    from engine.methods.latentdir import load_generator
+    from engine.segmenter.model import load_segmenter
+    from engine.train import pair_sources
+    from engine.train.segmenter_stages import BANK_BATCHES, MIN_BANK
+
+    pipe = PipelineConfig()
+    method, info = load_generator(run, torch.device("cpu"))
+    out: dict = {"generator_step": info["generator_step"],
+                 "coverage_gap": round(coverage - truth_crops, 4),
+                 "sameness": round(pair_sources.generated_sameness(method, 13), 4)}
+    ok = abs(out["coverage_gap"]) <= 0.05 and out["sameness"] < 0.7
+    prior = run / "bootstrap" / "prior.pt"
+    if bootstrap and prior.exists():
+        judge = load_segmenter(prior)[0].eval()
+        out["agreement"] = round(pair_sources.agreement(method, judge, 7), 4)
+        rules = pair_sources.BankRules(candidates=BANK_BATCHES * pipe.segmenter_batch,
+                                       min_iou=pipe.min_agreement, needed=MIN_BANK)
+        kept = len(pair_sources.agreeing_bank(method, judge, 19, rules))
+        out["kept_pairs"] = kept
+        out["gate_accepts"] = kept >= MIN_BANK and out["sameness"] <= pipe.max_sameness
+        ok = ok and out["gate_accepts"]
+    out["separated"] = ok
+    return out
 
 
 def main() -> None:
@@ -88,13 +120,15 @@ def main() -> None:
     # "Settled" over the last quarter of the run: one log's 64 codes swing by +-0.03.
     last_step = curve[-1]["step"] if curve else 0
     quarter = [c["mask_coverage"] for c in curve if c["step"] > 0.75 * last_step]
+    settled = sum(quarter) / max(len(quarter), 1)
     print(json.dumps({
         "method": args.method, "size": args.size, "minutes": args.minutes, "set": args.set,
         "bootstrap": args.bootstrap,
         "batch": args.batch,
         "true_mean_coverage": truth, "true_mean_coverage_of_training_crops": round(truth_crops, 4),
         "final_coverage_mean_last5": sum(tail) / max(len(tail), 1),
-        "coverage_mean_last_quarter": sum(quarter) / max(len(quarter), 1),
+        "coverage_mean_last_quarter": settled,
+        "verdict": separation_verdict(args.out / "run", settled, truth_crops, args.bootstrap),
         "size_floor": next((x for x in lines if x.get("event") == "size_floor"), None),
         "steps": end.step if end else None, "wall_s": round(time.time() - t0, 1),
         "ended": type(end).__name__, "error": getattr(end, "error", None),
