@@ -47,7 +47,7 @@ def separation_verdict(run: Path, coverage: float, truth_crops: float, bootstrap
     from engine.methods.latentdir import load_generator
     from engine.segmenter.model import load_segmenter
     from engine.train import pair_sources
-    from engine.train.segmenter_stages import BANK_BATCHES, MIN_BANK
+    from engine.train.segmenter_stages import BANK_BATCHES, MIN_BANK, choose_pair_source
 
     pipe = PipelineConfig()
     method, info = load_generator(run, torch.device("cpu"))
@@ -63,7 +63,8 @@ def separation_verdict(run: Path, coverage: float, truth_crops: float, bootstrap
                                        min_iou=pipe.min_agreement, needed=MIN_BANK)
         kept = len(pair_sources.agreeing_bank(method, judge, 19, rules))
         out["kept_pairs"] = kept
-        out["gate_accepts"] = kept >= MIN_BANK and out["sameness"] <= pipe.max_sameness
+        out["gate_accepts"] = choose_pair_source(True, out["agreement"], out["sameness"], kept,
+                                                 pipe).generated
         ok = ok and out["gate_accepts"]
     out["separated"] = ok
     return out
