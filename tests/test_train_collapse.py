@@ -106,3 +106,21 @@ def test_mask_stats_tell_one_box_for_every_code_from_varied_masks():
         varied[i, :, 4 * i : 4 * i + 4, 4 * i : 4 * i + 4] = 1.0
     assert mask_stats(box).sameness == pytest.approx(1.0)
     assert mask_stats(varied).sameness < 0.2
+
+
+def test_a_layer_failure_never_restores_a_checkpoint_from_inside_the_grace(
+        tiny_demo_folder, tmp_path, monkeypatch):
+    """The layer checks only start after the grace: a generator whose layers are already swapped
+    inside it passes every check it gets there. Restoring such a checkpoint repeats the failure
+    (flowers, 60 min: four recoveries to GAN step 530, each failing 75 steps later), so only a
+    checkpoint judged on its layers, or the untrained generator, may be restored."""
+    swapped = MaskStats(coverage=0.5, binariness=0.9, border=0.9, centre=0.2)  # hugs the border
+    monkeypatch.setattr(gan_stage, "stats_of", lambda method, codes: swapped)
+    cfg = tiny_config(tiny_demo_folder, tmp_path / "run", steps=50,
+                      guard=GuardConfig(grace_steps=8, max_restarts=2))
+    events = run_all(cfg)
+    warnings = [e for e in events if isinstance(e, WarningEvent) and e.kind == "collapse"]
+    assert len(warnings) == 2 and all("hugs the border" in w.message for w in warnings)
+    for w in warnings:  # the untrained generator again, never a step inside the grace
+        assert "restarted from scratch" in w.message or "checkpoint of step 0 " in w.message, w
+    assert isinstance(events[-1], Failed)

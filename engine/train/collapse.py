@@ -41,6 +41,9 @@ class MaskStats:
 class Verdict:
     ok: bool
     reason: str = ""
+    # A failed shape check (grey mask, swapped layers): those only run after the grace, so a
+    # generator saved inside it was never judged on them.
+    shape: bool = False
 
 
 def mask_stats(mask: torch.Tensor) -> MaskStats:
@@ -96,11 +99,12 @@ def check(stats: MaskStats, step: int, guard: GuardConfig) -> Verdict:
     if step < guard.grace_steps:
         return Verdict(True)
     if stats.binariness < guard.min_binariness:
-        return Verdict(False, f"mask stays grey (binariness {stats.binariness:.2f})")
+        return Verdict(False, f"mask stays grey (binariness {stats.binariness:.2f})", shape=True)
     if stats.border_excess > guard.max_border_excess:
         return Verdict(
             False,
             f"mask hugs the border (border {stats.border:.2f} vs centre {stats.centre:.2f}): "
             "the background layer is drawing the object",
+            shape=True,
         )
     return Verdict(True)

@@ -137,16 +137,21 @@ def guard(ctx: StageContext, stage: Stage, values: dict[str, float] | None) -> G
         ctx.metrics.append(record)
     if verdict.ok:
         return False
-    yield from recover(ctx, verdict.reason, lower_lr=values is not None and bool(non_finite(values)))
+    yield from recover(ctx, verdict.reason, lower_lr=values is not None and bool(non_finite(values)),
+                       shape=verdict.shape)
     return True
 
 
-def recover(ctx: StageContext, reason: str, lower_lr: bool = False) -> Generator[Event, None, None]:
+def recover(ctx: StageContext, reason: str, lower_lr: bool = False,
+            shape: bool = False) -> Generator[Event, None, None]:
     """Restore the good checkpoint (or restart the stage) with a new seed.
 
     A collapse gets a new seed only; a non-finite loss (``lower_lr``) also halves both
     learning rates, since a step that overflowed once tends to overflow again from the same
-    weights at the same rate.
+    weights at the same rate. A failed shape check (``shape``: swapped layers, a grey mask) never
+    restores a generator saved inside the guard's grace: those checks had not judged it, and on
+    the flowers its layers were already swapped (60 min: four recoveries to GAN step 530, each
+    failing again 75 steps later), so the stage restarts from scratch instead.
     """
     limit = ctx.config.guard.max_restarts
     ctx.restarts += 1
@@ -158,8 +163,10 @@ def recover(ctx: StageContext, reason: str, lower_lr: bool = False) -> Generator
     ctx.seed = ctx.config.seed + 1000 * ctx.restarts
     good = ckpt.good_path(ctx.run_dir)
     old_step = ctx.step
-    if good.exists():
-        payload = ckpt.load(good)
+    payload = ckpt.load(good) if good.exists() else None
+    if payload is not None and shape and not judged_on_shape(ctx, int(payload["step"])):
+        payload = None
+    if payload is not None:
         assert ctx.method is not None
         ctx.method.load_state_dict(payload["method"])
         # A good checkpoint from before this stage (written before a segmenter stage) gives the
@@ -191,6 +198,14 @@ def recover(ctx: StageContext, reason: str, lower_lr: bool = False) -> Generator
     log.warning(message)
     ctx.metrics.append({"step": ctx.step, "event": "recovered", "reason": reason, "from_step": old_step})
     yield WarningEvent(ctx.step, message, kind="collapse")
+
+
+def judged_on_shape(ctx: StageContext, step: int) -> bool:
+    """Whether the guard's shape checks had run on the generator saved at global ``step``: past
+    the grace, or before this stage (its weights are then the stage's start, not a trajectory
+    that failed)."""
+    gan_steps = step - ctx.non_gan_steps
+    return step <= ctx.stage_start_step or gan_steps >= ctx.config.guard.grace_steps
 
 
 def segmenter_on_background(ctx: StageContext) -> float:
