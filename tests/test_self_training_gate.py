@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,7 +13,7 @@ import torch
 from train_helpers import run_all, tiny_config
 
 from engine.config import PipelineConfig
-from engine.events import Finished, PlanMade, WarningEvent
+from engine.events import Finished, PhaseChanged, PlanMade, WarningEvent
 from engine.segmenter.separation import (
     SNAP_MIN_SEPARATION,
     colour_separation,
@@ -84,61 +83,76 @@ def test_where_snapping_does_not_pay_the_prior_gets_the_whole_budget(tmp_path):
     assert "about 3.5 minutes" in estimate_line(200, HORSES_HERE, 3, MUDDY)
 
 
-def test_a_stage_without_usable_pairs_keeps_the_prior_where_self_training_does_not_pay(
+def test_where_self_training_does_not_pay_the_stages_go_on_with_the_priors_grabcut_masks(
         tiny_demo_folder, tmp_path, monkeypatch):
-    """Refused GAN pairs on a muddy folder: no self-training fit, the prior stays the segmenter
-    (written as ``segmenter.pt``), and the user is told why."""
+    """Refused GAN pairs on a muddy folder: no snapping and no copy of the teacher's own masks;
+    each segmenter stage goes on fitting the photos on the bootstrap's GrabCut masks (the
+    prior's objective, which kept improving for an hour on the horses), and says so."""
+    from engine.segmenter import relabel
+
     monkeypatch.setattr(segmenter_stages, "self_training_pays", lambda ctx: False)
     monkeypatch.setattr(segmenter_stages, "measure_sameness", lambda ctx: 0.99)  # a box: refused
 
-    def no_relabelling(*args, **kwargs):
+    def forbidden(*args, **kwargs):
         raise AssertionError("self-training labels were computed")
 
-    monkeypatch.setattr(segmenter_stages, "photo_pairs", no_relabelling)
+    monkeypatch.setattr(relabel, "refined_labels", forbidden)
+    monkeypatch.setattr(segmenter_stages, "labelled_photos", forbidden)
     pipe = PipelineConfig(bootstrap=True, segmenter=True, rounds=1, segmenter_steps=2,
                           segmenter_batch=4, round_gan_fraction=0.5)
     run = tmp_path / "run"
     events = run_all(tiny_config(tiny_demo_folder, run, steps=4, pipeline=pipe))
     assert isinstance(events[-1], Finished)
-    kept = [e for e in events if isinstance(e, WarningEvent) and "self-training does not pay" in e.message]
-    assert [e.message.split(":")[0] for e in kept] == ["segmenter", "round-1-segmenter"]
-    prior = torch.load(run / "bootstrap" / "prior.pt", weights_only=False)
-    final = torch.load(run / "segmenter.pt", weights_only=False)
-    assert prior["state_dict"].keys() == final["state_dict"].keys()
-    assert all(torch.equal(prior["state_dict"][k], final["state_dict"][k]) for k in prior["state_dict"])
+    assert not [e for e in events if isinstance(e, WarningEvent) and "kept as it is" in e.message]
+    fits = [e for e in events if isinstance(e, PhaseChanged) and e.phase.endswith("segmenter")
+            and "prior's GrabCut masks" in e.detail]
+    assert [e.phase for e in fits] == ["segmenter", "round-1-segmenter"]
+    prior = torch.load(run / "bootstrap" / "prior.pt", weights_only=False)["state_dict"]
+    final = torch.load(run / "segmenter.pt", weights_only=False)["state_dict"]
+    assert not all(torch.equal(prior[k], final[k]) for k in prior)  # it was fitted, not kept
     rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["gan_pairs"] for r in rows if r.get("event") == "segmenter-source"] == [False, False]
 
 
-def test_photos_beside_accepted_gan_pairs_keep_the_teachers_masks_where_snapping_does_not_pay(
-        monkeypatch):
-    """The photo half of a stage that trusts the GAN's pairs: GrabCut-snapped labels only where
-    colour separates the objects; elsewhere the teacher's own masks, with no relabelling pass."""
+def test_photos_where_snapping_does_not_pay_are_the_bootstraps_grabcut_masks(monkeypatch, tmp_path):
+    """The photo half of a stage where colour does not separate the objects: the bootstrap's
+    cached GrabCut masks of its own sample, with no relabelling pass and none computed; None
+    where the bootstrap left no masks (the stage then keeps its segmenter)."""
     from types import SimpleNamespace
 
-    from engine.data import ImageCache, RandomCropDataset
-    from engine.segmenter import relabel
+    from engine.segmenter import bootstrap, relabel
+    from engine.train.plan import Stage
 
     def no_relabelling(*args, **kwargs):
         raise AssertionError("GrabCut relabelled the photos")
         yield  # a generator, as refined_labels is
 
+    asked: list[tuple[float, int | None]] = []
+
+    def cached_grabcut(cache, mask_dir, size, budget_s, control, step0, photos=None,
+                       grabcut_share=None):
+        asked.append((budget_s, photos))
+        assert mask_dir == tmp_path / "bootstrap" / "masks"
+        return "the prior's targets"
+        yield  # a generator, as grabcut_sampler is
+
     monkeypatch.setattr(relabel, "refined_labels", no_relabelling)
+    monkeypatch.setattr(bootstrap, "grabcut_sampler", cached_grabcut)
     monkeypatch.setattr(segmenter_stages, "self_training_pays", lambda ctx: False)
-    images = np.random.default_rng(0).integers(0, 256, (3, 32, 32, 3), dtype=np.uint8)
-    cache = ImageCache(images=images, paths=[Path(f"p{i}.png") for i in range(3)])
     ctx = SimpleNamespace(config=SimpleNamespace(pipeline=PipelineConfig(), size=32),
-                          dataset=RandomCropDataset(cache, 32), device=torch.device("cpu"), seed=0)
+                          dataset=SimpleNamespace(cache=None), run_dir=tmp_path, control=None,
+                          step=0, stages=[Stage("bootstrap", "bootstrap", 60.0, None, photos=7)])
+    stage = SimpleNamespace(grabcut_share=None, budget_s=None, name="s")
 
-    def teacher(x: torch.Tensor) -> torch.Tensor:  # object where the red channel is bright
-        return (x[:, :1] > 0).float() * 20 - 10
+    def result(gen):
+        with pytest.raises(StopIteration) as done:
+            next(gen)
+        return done.value.value
 
-    gen = segmenter_stages.photo_pairs(ctx, teacher, SimpleNamespace(grabcut_share=None,
-                                                                     budget_s=None, name="s"))
-    with pytest.raises(StopIteration) as done:
-        next(gen)
-    photos, masks = done.value.value(4)
-    assert torch.equal(masks, (photos[:, :1] > 0).float())
+    assert result(segmenter_stages.photo_pairs(ctx, None, stage)) is None  # no masks left
+    (tmp_path / "bootstrap" / "masks").mkdir(parents=True)
+    assert result(segmenter_stages.photo_pairs(ctx, None, stage)) == "the prior's targets"
+    assert asked == [(0.0, 7)]  # no time for new GrabCut work; the bootstrap's own sample
 
 
 def test_the_run_measures_the_separation_plans_with_it_and_keeps_it_for_a_resume(

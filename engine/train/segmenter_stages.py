@@ -136,9 +136,12 @@ def segmenter_stage(ctx: StageContext, stage: Stage) -> Generator[Event, None, N
                         "agreement": agreement, "sameness": sameness, "kept_pairs": kept,
                         "candidates": None if bank is None else bank.candidates,
                         "gan_pairs": source.generated})
-    if teacher is not None and not source.generated and not self_training_pays(ctx):
-        # Self-training alone would lower the segmenter here (separation.py): keep it, and
-        # leave this stage's time to the stages after it.
+    photos = (yield from photo_pairs(ctx, teacher, stage)) if teacher is not None else None
+    if photos is None and teacher is not None and source.generated:
+        photos = labelled_photos(ctx.dataset, teacher, ctx.device, ctx.seed + 11)
+    elif photos is None and teacher is not None:
+        # Self-training alone would lower the segmenter here (separation.py) and the prior's
+        # GrabCut masks are gone: keep it, and leave this stage's time to the stages after it.
         yield WarningEvent(ctx.step, f"{stage.name}: {source.warning or 'no generated pairs'}; "
                            "self-training does not pay on these photos (their colours do not "
                            "separate object and background), so the segmenter is kept as it is",
@@ -147,7 +150,6 @@ def segmenter_stage(ctx: StageContext, stage: Stage) -> Generator[Event, None, N
             ctx.folder.write_segmenter(teacher, ctx.config.size, ctx.config.method,
                                        Path(ctx.config.folder).name, stage=stage.name)
         return
-    photos = (yield from photo_pairs(ctx, teacher, stage)) if teacher is not None else None
     if distributed.stop_agreed(ctx.control):
         return
     if teacher is None:
@@ -162,6 +164,8 @@ def segmenter_stage(ctx: StageContext, stage: Stage) -> Generator[Event, None, N
     if source.warning is not None:
         yield WarningEvent(ctx.step, f"{stage.name}: {source.warning}", kind="layers")
     detail = source.detail
+    if teacher is not None and not self_training_pays(ctx):
+        detail += "; your photos with the prior's GrabCut masks (self-training does not pay here)"
     yield PhaseChanged(ctx.step, stage.name, detail)
     from_teacher = (teacher is not None and isinstance(teacher, UNet)
                     and teacher.config == prior_config())
@@ -222,12 +226,20 @@ def measure_sameness(ctx: StageContext) -> float:
     return pair_sources.generated_sameness(ctx.method, ctx.seed + 13)
 
 
-def photo_pairs(ctx: StageContext, teacher: Any, stage: Stage) -> Generator[Event, None, Sampler]:
-    """The user's photos labelled by ``teacher``; GrabCut-refined when the pipeline says so and
-    snapping pays on these photos. Where it does not (``self_training_pays``), the photos that
-    go with accepted GAN pairs keep the teacher's own masks: snapped labels lowered the horses'
-    held-out IoU in every round variant measured (bench/RESULTS.md, 2026-12-05)."""
-    if ctx.config.pipeline.refine_labels and self_training_pays(ctx):
+def photo_pairs(ctx: StageContext, teacher: Any,
+                stage: Stage) -> Generator[Event, None, Sampler | None]:
+    """The user's photos and their training masks for a segmenter stage.
+
+    Where snapping pays (``self_training_pays``): the teacher's masks, GrabCut-refined when the
+    pipeline says so. Where it does not, the bootstrap's GrabCut masks, the prior's own targets
+    (None when they are gone): snapped labels lowered the horses' held-out IoU in every round
+    variant measured (bench/RESULTS.md, 2026-12-05), and the teacher's own masks teach a copy of
+    the teacher (horses, 60 min: the prior's 0.691 held-out stayed 0.687 / 0.688 through two
+    stages), while the prior kept improving on GrabCut's masks for an hour (0.718).
+    """
+    if not self_training_pays(ctx):
+        return (yield from prior_targets(ctx))
+    if ctx.config.pipeline.refine_labels:
         from engine.segmenter.bootstrap import make_sampler
         from engine.segmenter.relabel import refined_labels
 
@@ -242,6 +254,19 @@ def photo_pairs(ctx: StageContext, teacher: Any, stage: Stage) -> Generator[Even
         if labels is not None:
             return make_sampler(*labels, ctx.config.size, seed=ctx.seed + 11)
     return labelled_photos(ctx.dataset, teacher, ctx.device, ctx.seed + 11)
+
+
+def prior_targets(ctx: StageContext) -> Generator[Event, None, Sampler | None]:
+    """The photos with the bootstrap's GrabCut masks (read from its cache, none computed: the
+    bootstrap's own sample of the folder), or None where the bootstrap left none."""
+    from engine.segmenter.bootstrap import grabcut_sampler
+
+    mask_dir = ctx.run_dir / "bootstrap" / "masks"
+    if ctx.dataset is None or not mask_dir.is_dir():
+        return None
+    sample = next((s.photos for s in ctx.stages if s.kind == "bootstrap"), None)
+    return (yield from grabcut_sampler(ctx.dataset.cache, mask_dir, ctx.config.size, 0.0,
+                                       ctx.control, ctx.step, photos=sample))
 
 
 def load_stage_segmenter(ctx: StageContext) -> None:
