@@ -2,6 +2,7 @@
 
     python bench/gan_ablation.py --split horses|flowers|demo --minutes 20 --out DIR
         [--seed 0] [--size 64] [--cores 0,1] [--device cpu|cuda] [--score-only]
+        [--variants default,no-gan]
 
 Both runs train on the split's training photos (links in DIR/photos), side by side, one pinned
 core each (``taskset``, ``--threads 1``), so a busy machine slows both alike. Afterwards every
@@ -89,6 +90,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cores", default="0,1", help="one core per run, default 0,1 ('' = unpinned)")
     ap.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     ap.add_argument("--score-only", action="store_true", help="score DIR's finished runs only")
+    ap.add_argument("--variants", default=",".join(VARIANTS),
+                    help="which runs to train, comma-separated (default: both; one alone to "
+                    "compare with the other's earlier run of unchanged code)")
     args = ap.parse_args(argv)
 
     folder = dev_folders()[args.split]
@@ -99,9 +103,10 @@ def main(argv: list[str] | None = None) -> int:
                               "seed": args.seed, "load_before": os.getloadavg()[0]}
     if not args.score_only:
         photos = link_training_photos(folder, split, args.out / "photos")
-        cores = [int(c) for c in args.cores.split(",")] if args.cores else [None, None]
+        chosen = {name: VARIANTS[name] for name in args.variants.split(",")}
+        cores = ([int(c) for c in args.cores.split(",")] if args.cores else [None] * len(chosen))
         commands = {name: train_command(photos, args.out / name, extra, args, core)
-                    for (name, extra), core in zip(VARIANTS.items(), cores, strict=True)}
+                    for (name, extra), core in zip(chosen.items(), cores, strict=True)}
         report["training"] = run_side_by_side(commands, args.out)
     scorer = Scorer(folder, split)
     report["runs"] = {name: summarise(score_run(args.out / name, scorer, args.device))
