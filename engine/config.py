@@ -147,6 +147,10 @@ class RedoSettings:
     # net first learns GrabCut's masks of the photos, as Peel's prior does; 0: the paper's cold
     # start (a blotch over half the photo after CPU hours of these steps: bench/RESULTS.md).
     warm_start: float = 0.25
+    # Weight of a BCE term that keeps the mask net's masks near the warm start's (a frozen copy of
+    # the mask net as the warm start left it); 0: the paper's game alone. On the flowers the game
+    # alone took the warm start's 0.921 to 0.856 in 30 CPU-minutes (bench/RESULTS.md, session 8).
+    anchor: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,9 @@ Departures from the paper (each measured or forced by the CPU; bench/RESULTS.md,
   was still a blotch over half of each photo after the steps a CPU gives in minutes (demo 0.33,
   horses 0.26, flowers 0.44); the paper trains tens of thousands of GPU steps. A restart after a
   collapse starts the mask net again from its warm weights;
+- an anchor (``RedoSettings.anchor``): a BCE term keeps the mask net's masks near the warm
+  start's (a frozen copy), because on a CPU budget the game alone lowered the warm start (flowers,
+  30 min: 0.921 to 0.856);
 - smaller nets (mask net width 16, generators 16, critics 16; no self-attention), 64 px by default;
 - the restart rule is checked every ``restart_every`` steps during the first ``restart_until``
   steps (paper: every 500 during the first ~7,000 of a much longer GPU run);
@@ -103,6 +106,18 @@ class Redo:
         )
         self.opt_d = torch.optim.Adam(self.disc.parameters(), lr=c.lr, betas=betas)
         self.lambda_z = c.lambda_z / (REGIONS * c.z_dim)
+        self.anchor_net: MaskNet | None = None  # the warm start's mask net, frozen (set_anchor)
+
+    def set_anchor(self, warm_state: dict[str, torch.Tensor] | None) -> None:
+        """Keep the mask net's masks near those of the mask net in ``warm_state`` (the warm
+        start's), at ``RedoSettings.anchor``; None or a weight of 0: the paper's game alone."""
+        if warm_state is None or self.config.anchor <= 0:
+            self.anchor_net = None
+            return
+        net = MaskNet(MaskNetConfig(width=self.config.mask_width))
+        net.load_state_dict(warm_state)
+        self.anchor_net = net.to(self.device, memory_format=torch.channels_last).eval()
+        self.anchor_net.requires_grad_(False)
 
     def _nets(self) -> dict[str, torch.nn.Module]:
         return {"mask_net": self.mask_net, "gens": self.gens, "disc": self.disc, "delta": self.delta}
@@ -142,19 +157,28 @@ class Redo:
         self.disc.requires_grad_(False)
         region = random.randrange(REGIONS)
         z = torch.randn(n, c.z_dim, device=self.device)
-        mask = self.masks(g_inputs)
+        logits = self.mask_net(g_inputs).float()
+        mask = torch.sigmoid(logits)
         fake = self.redraw(g_inputs, mask, region, z)
         adv = -self.disc(fake).mean()
         z_hat = self.delta(fake).view(n, REGIONS, c.z_dim)[:, region]
         info = ((z_hat - z) ** 2).sum(1).mean()
+        total = adv + self.lambda_z * info
+        terms: dict[str, torch.Tensor] = {}
+        if self.anchor_net is not None:
+            with torch.no_grad():
+                target = torch.sigmoid(self.anchor_net(g_inputs).float())
+            anchor = F.binary_cross_entropy_with_logits(logits, target)
+            total = total + c.anchor * anchor
+            terms["anchor"] = anchor.detach()
         self.opt_g.zero_grad(set_to_none=True)
-        (adv + self.lambda_z * info).backward()
+        total.backward()
         self.opt_g.step()
         # Tensors, read by the loop only when it reports: a float() here would wait for the GPU
         # every step.
         return {
             "d_real": d_real.detach(), "d_fake": d_fake.detach(), "g_adv": adv.detach(),
-            "z_error": info.detach() / c.z_dim, "coverage": mask.detach().mean(),
+            "z_error": info.detach() / c.z_dim, "coverage": mask.detach().mean(), **terms,
         }
 
     def state_dict(self) -> dict[str, Any]:
@@ -237,6 +261,7 @@ class _RedoRun:
             self.step, self.elapsed = int(payload["step"]), float(payload["elapsed"])
             self.restarts, self.seed = int(payload["restarts"]), int(payload["seed"])
             self.warm_state = payload.get("warm_mask_net")
+            self.model.set_anchor(self.warm_state)
             self.metrics.truncate_after(self.step)
         yield Started(step=self.step, device=describe(self.device), method=METHOD, phase=METHOD,
                       config=cfg.to_dict(), total_steps=cfg.steps)
@@ -274,6 +299,7 @@ class _RedoRun:
                                 bootstrap.BATCH, self.control, WARM_PHASE, self.step)
             self.warm_state = {k: v.detach().clone()
                                for k, v in self.model.mask_net.state_dict().items()}
+            self.model.set_anchor(self.warm_state)
         self.elapsed += time.perf_counter() - t0
 
     def _fixed_images(self, images: np.ndarray) -> torch.Tensor:
@@ -370,6 +396,7 @@ class _RedoRun:
         self._start(self.seed)
         if self.warm_state is not None:
             self.model.mask_net.load_state_dict(self.warm_state)
+        self.model.set_anchor(self.warm_state)
         self.step = 0
         message = (f"collapse at step {old}: one region covers only {balance:.1%} of the photos; "
                    f"re-initialised everything with seed {self.seed} "
