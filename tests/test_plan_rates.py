@@ -243,3 +243,31 @@ def test_the_prior_says_the_steps_its_coarse_phase_buys_in_the_same_time(tmp_pat
     assert stages[1].expected_steps == plain[1].expected_steps == SELF_TRAIN_STEPS
     assert rates_from(Measured(coarse, 200, need).to_record()) == coarse
     assert rates_from({"grabcut_s": 0.4, "fit_step_s": 0.15}) == Rates(0.4, 0.15)  # older record
+
+
+def test_the_gan_probe_times_the_step_with_the_priors_background_loss(tmp_path, monkeypatch):
+    """After the bootstrap every G step also runs the frozen prior on the backgrounds (L_bg);
+    timed without it the probe said 0.51 s a step where the stage stepped at 0.85 s, and the plan
+    gave the GAN 1,800 of the 3,000 steps its gate asks for."""
+    import torch
+
+    from engine.methods.base import LayeredGan
+    from engine.train.rates import time_gan_step
+
+    calls = {"with": 0}
+    real_loss = LayeredGan.bg_prior_loss
+
+    def counting(self, background):
+        out = real_loss(self, background)
+        calls["with"] += out is not None
+        return out
+
+    monkeypatch.setattr(LayeredGan, "bg_prior_loss", counting)
+    cfg = tiny_config(tmp_path, tmp_path / "run", method="perturbgan",
+                      pipeline=PipelineConfig(bootstrap=True))
+    real = torch.rand(4, 3, 32, 32) * 2 - 1
+    assert time_gan_step(cfg, torch.device("cpu"), real) > 0
+    assert calls["with"] == 2  # the warm-up step and the timed one, both with L_bg
+    calls["with"] = 0
+    time_gan_step(replace(cfg, pipeline=PipelineConfig(bootstrap=False)), torch.device("cpu"), real)
+    assert calls["with"] == 0  # no prior, no L_bg: the GAN stages have none either

@@ -136,11 +136,23 @@ def time_coarse_step(size: int, device: torch.device) -> float | None:
 def time_gan_step(config: RunConfig, device: torch.device, real: torch.Tensor,
                   steps: int = PROBE_GAN_STEPS) -> float:
     """Seconds per step of the run's GAN, on a throwaway copy (its own init, RNGs left as they
-    were), after one warm-up step."""
-    from engine.methods import build_method
+    were), after one warm-up step.
 
+    As the GAN stages step it: after the bootstrap every G step also runs the frozen prior on
+    the backgrounds (L_bg), a UNet forward and backward at the batch's size. Timed without it,
+    the probe said 0.51 s a step on one core where the stage then stepped at 0.85 s, and the
+    plan gave the GAN 1,800 of the 3,000 steps its gate asks for (bench/RESULTS.md, session 9).
+    """
+    from engine.methods import build_method
+    from engine.nets.unet import UNet
+    from engine.segmenter.bootstrap import prior_config
+
+    pipe = config.pipeline
     with torch.random.fork_rng(devices=[]):
         method = build_method(config, device)
+        if pipe.bootstrap and (pipe.bg_weight > 0 or pipe.mask_prior_weight > 0):
+            prior = UNet(prior_config()).to(device, memory_format=torch.channels_last)
+            method.set_segmenter(prior, pipe.bg_weight, pipe.mask_prior_weight)
         method.step(real)
         _sync(device)
         t0 = time.perf_counter()
