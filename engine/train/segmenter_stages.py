@@ -137,6 +137,7 @@ def segmenter_stage(ctx: StageContext, stage: Stage) -> Generator[Event, None, N
                         "candidates": None if bank is None else bank.candidates,
                         "gan_pairs": source.generated})
     photos = (yield from photo_pairs(ctx, teacher, stage)) if teacher is not None else None
+    grabcut_targets = photos is not None and not self_training_pays(ctx)
     if photos is None and teacher is not None and source.generated:
         photos = labelled_photos(ctx.dataset, teacher, ctx.device, ctx.seed + 11)
     elif photos is None and teacher is not None:
@@ -164,7 +165,7 @@ def segmenter_stage(ctx: StageContext, stage: Stage) -> Generator[Event, None, N
     if source.warning is not None:
         yield WarningEvent(ctx.step, f"{stage.name}: {source.warning}", kind="layers")
     detail = source.detail
-    if teacher is not None and not self_training_pays(ctx):
+    if grabcut_targets:
         detail += "; your photos with the prior's GrabCut masks (self-training does not pay here)"
     yield PhaseChanged(ctx.step, stage.name, detail)
     from_teacher = (teacher is not None and isinstance(teacher, UNet)
@@ -257,8 +258,9 @@ def photo_pairs(ctx: StageContext, teacher: Any,
 
 
 def prior_targets(ctx: StageContext) -> Generator[Event, None, Sampler | None]:
-    """The photos with the bootstrap's GrabCut masks (read from its cache, none computed: the
-    bootstrap's own sample of the folder), or None where the bootstrap left none."""
+    """The photos with the bootstrap's GrabCut masks (read back from its cache: the bootstrap's
+    own sample of the folder; photos its GrabCut did not reach stay out, at most one more is
+    computed), or None where the bootstrap left none."""
     from engine.segmenter.bootstrap import grabcut_sampler
 
     mask_dir = ctx.run_dir / "bootstrap" / "masks"
