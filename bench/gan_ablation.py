@@ -103,8 +103,12 @@ def main(argv: list[str] | None = None) -> int:
                               "seed": args.seed, "load_before": os.getloadavg()[0]}
     if not args.score_only:
         photos = link_training_photos(folder, split, args.out / "photos")
+        unknown = set(args.variants.split(",")) - set(VARIANTS)
+        if unknown:
+            ap.error(f"--variants: unknown {', '.join(sorted(unknown))} (known: {', '.join(VARIANTS)})")
         chosen = {name: VARIANTS[name] for name in args.variants.split(",")}
-        cores = ([int(c) for c in args.cores.split(",")] if args.cores else [None] * len(chosen))
+        cores = ([int(c) for c in args.cores.split(",")][: len(chosen)] if args.cores
+                 else [None] * len(chosen))
         commands = {name: train_command(photos, args.out / name, extra, args, core)
                     for (name, extra), core in zip(chosen.items(), cores, strict=True)}
         report["training"] = run_side_by_side(commands, args.out)
