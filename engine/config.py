@@ -38,11 +38,14 @@ class IlganConfig:
     categorical code stayed at chance in calibration and the run collapsed to "all foreground".
     ``mi_weight`` ramps in linearly over ``mi_ramp_steps`` so the heads start from a mask that
     already exists. ``max_coverage`` is a mild hinge against the all-foreground collapse;
-    ``min_coverage`` a mild one against the empty mask until the MI term has taken hold.
+    ``min_coverage`` a mild one against the empty mask until the MI term has taken hold; a GAN
+    stage with a segmenter replaces it with the size floor read from the photos, as PerturbGAN's.
+    The critic is WGAN-GP (``drift``, ``gp_weight``), not the paper's hinge loss with spectral
+    norm, and ``mi_weight`` is the paper's best (1): engine/methods/ilgan.py says why.
     """
 
     c_dim: int = 4
-    mi_weight: float = 5.0
+    mi_weight: float = 1.0
     mi_ramp_steps: int = 1000
     binarize_weight: float = 2.0
     max_coverage: float = 0.6
@@ -52,8 +55,10 @@ class IlganConfig:
     max_shift: float = 0.125  # fraction of the side
     max_rotate_deg: float = 10.0
     max_scale: float = 0.1  # scale in [1 - s, 1 + s]
-    lr_g: float = 2e-4
-    lr_d: float = 2e-4
+    gp_weight: float = 10.0
+    drift: float = 0.001
+    lr_g: float = 1e-3
+    lr_d: float = 1e-3
     beta1: float = 0.0
     beta2: float = 0.99
 

@@ -22,7 +22,13 @@ from engine.compose import composite
 from engine.config import RunConfig
 from engine.device import autocast as device_autocast
 from engine.device import prepare_cuda, to_device
-from engine.losses import background_prior, mask_outside_prior
+from engine.losses import (
+    background_prior,
+    gradient_penalty,
+    mask_outside_prior,
+    sample_interpolation,
+    wgan_d,
+)
 from engine.nets.discriminator import Discriminator
 from engine.nets.generator import BackgroundGenerator, ForegroundGenerator
 from engine.parallel import distributed
@@ -117,6 +123,25 @@ class LayeredGan:
         """DiffAugment with fresh parameters for ``x`` (real or fake, D or G step)."""
         n, _, h, w = x.shape
         return diff_augment(x, self.draw(n, lambda m: sample_diff_augment(m, h, w, x.device, x.dtype)))
+
+    def critic_terms(
+        self, real: torch.Tensor, fake: torch.Tensor, drift: float, gp_weight: float
+    ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """WGAN-GP critic loss on DiffAugmented ``real`` / ``fake`` (pass ``fake`` detached).
+
+        Returns the terms (``d_total`` = adversarial + penalty) and the critic's features of the
+        fakes, for heads that share its backbone. The penalty's double backward is kept in
+        float32: bf16 gradients of gradients are noisy.
+        """
+        real_a, fake_a = self.diff_augment(real), self.diff_augment(fake)
+        real_scores, _ = self.disc(real_a)
+        fake_scores, feats = self.disc(fake_a)
+        adv = wgan_d(real_scores, fake_scores, drift)
+        with torch.autocast(self.device.type, enabled=False):
+            eps = self.draw(real_a.shape[0], lambda rows: sample_interpolation(
+                rows, real_a.device, torch.float32))
+            gp = gradient_penalty(lambda x: self.disc(x)[0], real_a.float(), fake_a.float(), eps)
+        return {"d_total": adv + gp_weight * gp, "d_adv": adv, "gp": gp}, feats
 
     def autocast(self) -> contextlib.AbstractContextManager[Any]:
         """bf16 autocast on CUDA when supported (no GradScaler needed); full precision otherwise."""

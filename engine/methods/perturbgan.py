@@ -12,14 +12,7 @@ import torch
 
 from engine.augment import contrast, sample_contrast, sample_shift, shift
 from engine.compose import composite
-from engine.losses import (
-    binarization,
-    gradient_penalty,
-    max_size_hinge,
-    min_size_hinge,
-    sample_interpolation,
-    wgan_d,
-)
+from engine.losses import binarization, max_size_hinge, min_size_hinge
 from engine.methods.base import LayeredGan
 
 
@@ -45,16 +38,8 @@ class PerturbGan(LayeredGan):
 
     def d_loss(self, real: torch.Tensor, fake: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         k = self.config.perturbgan
-        real_a, fake_a = self.diff_augment(real), self.diff_augment(fake["fake"].detach())
-        real_scores, _ = self.disc(real_a)
-        fake_scores, _ = self.disc(fake_a)
-        adv = wgan_d(real_scores, fake_scores, k.drift)
-        # The penalty's double backward is kept in float32: bf16 gradients of gradients are noisy.
-        with torch.autocast(self.device.type, enabled=False):
-            eps = self.draw(real_a.shape[0], lambda rows: sample_interpolation(
-                rows, real_a.device, torch.float32))
-            gp = gradient_penalty(lambda x: self.disc(x)[0], real_a.float(), fake_a.float(), eps)
-        return {"d_total": adv + k.gp_weight * gp, "d_adv": adv, "gp": gp}
+        terms, _ = self.critic_terms(real, fake["fake"].detach(), k.drift, k.gp_weight)
+        return terms
 
     def g_loss(self, fake: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         k = self.config.perturbgan
