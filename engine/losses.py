@@ -8,14 +8,6 @@ import torch
 import torch.nn.functional as F
 
 
-def hinge_d(real_scores: torch.Tensor, fake_scores: torch.Tensor) -> torch.Tensor:
-    return F.relu(1 - real_scores).mean() + F.relu(1 + fake_scores).mean()
-
-
-def hinge_g(fake_scores: torch.Tensor) -> torch.Tensor:
-    return -fake_scores.mean()
-
-
 def wgan_d(real_scores: torch.Tensor, fake_scores: torch.Tensor, drift: float) -> torch.Tensor:
     """Critic loss with PerturbGAN's drift term, which keeps real scores from wandering off."""
     return fake_scores.mean() - real_scores.mean() + drift * (real_scores**2).mean()
