@@ -7,6 +7,8 @@ the finished generator: coverage within +-0.05 of the training crops', sameness 
 (with ``--bootstrap``) the generated pairs the prior agrees with enough for the segmenter stage's
 gate. Usage:
     python bench/train_demo.py --out /tmp/demo-run --minutes 10 [--size 32] [--method perturbgan]
+    python bench/train_demo.py --folder PHOTOS:MASKS --out /tmp/horse-run ...  (a labelled folder
+    instead of the demo; its masks only measure, as on the demo)
 """
 
 from __future__ import annotations
@@ -77,6 +79,7 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=32)
     ap.add_argument("--method", default=RunConfig.method)
     ap.add_argument("--count", type=int, default=200)
+    ap.add_argument("--folder", help="PHOTOS:MASKS, a labelled folder instead of the demo")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--batch", type=int, default=32)
@@ -85,11 +88,16 @@ def main() -> None:
     ap.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE",
                     help="override a method field, e.g. ilgan.max_coverage=0.4")
     args = ap.parse_args()
-    folder = args.out / "demo"
-    if not (folder / "demo.json").exists():
-        make_demo_folder(folder, count=args.count, size=max(64, args.size), seed=0)
-    truth = json.loads((folder / "demo.json").read_text())["mean_coverage"]
-    truth_crops = crop_coverage(folder / "masks", args.size)
+    if args.folder:
+        photos, mask_dir = (Path(p) for p in args.folder.split(":"))
+        folder = photos
+        truth = float(np.mean([m.mean() for m in training_masks(mask_dir, args.size)]))
+    else:
+        folder, mask_dir = args.out / "demo", args.out / "demo" / "masks"
+        if not (folder / "demo.json").exists():
+            make_demo_folder(folder, count=args.count, size=max(64, args.size), seed=0)
+        truth = json.loads((folder / "demo.json").read_text())["mean_coverage"]
+    truth_crops = crop_coverage(mask_dir, args.size)
     cfg = RunConfig(
         folder=str(folder), out=str(args.out / "run"), method=args.method, size=args.size,
         minutes=args.minutes, device="cpu", threads=args.threads, seed=args.seed,
@@ -123,7 +131,7 @@ def main() -> None:
     quarter = [c["mask_coverage"] for c in curve if c["step"] > 0.75 * last_step]
     settled = sum(quarter) / max(len(quarter), 1)
     print(json.dumps({
-        "method": args.method, "size": args.size, "minutes": args.minutes, "set": args.set,
+        "folder": str(folder), "method": args.method, "size": args.size, "minutes": args.minutes, "set": args.set,
         "bootstrap": args.bootstrap,
         "batch": args.batch,
         "true_mean_coverage": truth, "true_mean_coverage_of_training_crops": round(truth_crops, 4),
