@@ -6,6 +6,7 @@ import json
 
 import pytest
 import torch
+from torch.nn.utils import parametrize
 
 from engine.augment import affine, diff_augment, sample_affine, sample_diff_augment, shift_images
 from engine.config import NetConfig, RunConfig
@@ -147,7 +148,9 @@ def test_ilgan_reads_the_photos_size_floor_and_a_gradient_penalty_critic():
     in every run; it now shares PerturbGAN's WGAN-GP critic and per-sample floor."""
     torch.manual_seed(0)
     m = build_method(small("ilgan"), torch.device("cpu"))
-    assert m.has_size_floor and not m.spectral_d
+    assert m.has_size_floor
+    critic = [*m.disc.modules(), *m.d_extra["head_x"].modules()]
+    assert not any(parametrize.is_parametrized(mod) for mod in critic)  # no spectral norm
     real = torch.rand(4, 3, 32, 32) * 2 - 1
     with torch.no_grad():
         fake = m.make_fake(4)

@@ -49,7 +49,6 @@ class Sample:
 
 class LayeredGan:
     name = "base"
-    spectral_d = True
     has_size_floor = False  # True where a per-sample size hinge reads ``size_floor``
 
     def __init__(self, config: RunConfig, device: torch.device) -> None:
@@ -60,7 +59,7 @@ class LayeredGan:
         self.z_dim = net.z_dim
         self.bg = BackgroundGenerator(net.z_dim, config.size, net.g_width, net.upsample)
         self.fg = ForegroundGenerator(self.code_dim, config.size, net.g_width, net.upsample)
-        self.disc = Discriminator(config.size, net.d_width, spectral=self.spectral_d)
+        self.disc = Discriminator(config.size, net.d_width)
         self.g_extra: dict[str, nn.Module] = {}
         self.d_extra: dict[str, nn.Module] = {}
         self.build_heads()

@@ -33,7 +33,6 @@ from engine.nets.heads import FeatureCodeHead, MaskCodeHead
 
 class IlGan(LayeredGan):
     name = "ilgan"
-    spectral_d = False
     has_size_floor = True
 
     @property
@@ -42,7 +41,7 @@ class IlGan(LayeredGan):
 
     def build_heads(self) -> None:
         c = self.config.ilgan.c_dim
-        self.d_extra["head_x"] = FeatureCodeHead(self.disc.feature_dim, c, spectral=False)
+        self.d_extra["head_x"] = FeatureCodeHead(self.disc.feature_dim, c)
         self.g_extra["head_m"] = MaskCodeHead(self.config.size, self.config.net.g_width, c)
 
     def optimiser_settings(self) -> tuple[float, float, tuple[float, float]]:

@@ -18,7 +18,6 @@ from engine.methods.base import LayeredGan
 
 class PerturbGan(LayeredGan):
     name = "perturbgan"
-    spectral_d = False
     has_size_floor = True
 
     def optimiser_settings(self) -> tuple[float, float, tuple[float, float]]:

@@ -3,16 +3,11 @@
 from __future__ import annotations
 
 from torch import nn
-from torch.nn.utils.parametrizations import spectral_norm
 
 
 def level_widths(width: int, levels: int) -> list[int]:
     """Channels per resolution level, full resolution first: width, 2w, 4w, 8w, 8w, ..."""
     return [width * min(2**i, 8) for i in range(levels + 1)]
-
-
-def maybe_sn(module: nn.Module, enabled: bool) -> nn.Module:
-    return spectral_norm(module) if enabled else module
 
 
 def up_block(cin: int, cout: int, mode: str) -> nn.Sequential:
@@ -34,9 +29,9 @@ def up_block(cin: int, cout: int, mode: str) -> nn.Sequential:
     return nn.Sequential(*conv, nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
 
 
-def down_block(cin: int, cout: int, sn: bool) -> nn.Sequential:
+def down_block(cin: int, cout: int) -> nn.Sequential:
     """Halve the resolution: 4x4 stride-2 conv + LeakyReLU (DCGAN discriminator style)."""
     return nn.Sequential(
-        maybe_sn(nn.Conv2d(cin, cout, 4, stride=2, padding=1), sn),
+        nn.Conv2d(cin, cout, 4, stride=2, padding=1),
         nn.LeakyReLU(0.2, inplace=True),
     )

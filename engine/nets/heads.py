@@ -12,16 +12,16 @@ import math
 import torch
 from torch import nn
 
-from engine.nets.blocks import down_block, level_widths, maybe_sn
+from engine.nets.blocks import down_block, level_widths
 
 
 class FeatureCodeHead(nn.Module):
     """E_x: predicts c from the discriminator's features (shares its backbone)."""
 
-    def __init__(self, feature_dim: int, c_dim: int, spectral: bool) -> None:
+    def __init__(self, feature_dim: int, c_dim: int) -> None:
         super().__init__()
         self.net = nn.Sequential(
-            maybe_sn(nn.Linear(feature_dim, 128), spectral),
+            nn.Linear(feature_dim, 128),
             nn.LeakyReLU(0.2, inplace=True),
             nn.Linear(128, c_dim),
         )
@@ -41,8 +41,8 @@ class MaskCodeHead(nn.Module):
         super().__init__()
         levels = int(math.log2(size // 4))
         widths = level_widths(width, levels)
-        layers: list[nn.Module] = [down_block(1, widths[0], False)]
-        layers += [down_block(widths[i], widths[i + 1], False) for i in range(levels - 1)]
+        layers: list[nn.Module] = [down_block(1, widths[0])]
+        layers += [down_block(widths[i], widths[i + 1]) for i in range(levels - 1)]
         self.body = nn.Sequential(*layers)
         self.out = nn.Linear(widths[levels - 1] * 16, c_dim)
 
