@@ -42,6 +42,24 @@ def _disk_full(target: Path, exc: OSError) -> DiskFullError:
     )
 
 
+def unwritable_reason(folder: str | os.PathLike[str]) -> str | None:
+    """Why no file can be made in ``folder`` (created if missing), or None when one can.
+
+    Asked before any work: a read-only mount or a file where the folder should be otherwise
+    surfaced as a traceback at the first write (a run's ``config.json``, an export's temp file).
+    """
+    try:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".peel-write-test.", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except (FileExistsError, NotADirectoryError):
+        return "a file is in the way (it must be a folder)"
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return None
+
+
 @contextlib.contextmanager
 def atomic_path(target: str | os.PathLike[str], suffix: str | None = None) -> Iterator[Path]:
     """Yield a temporary path beside ``target``; rename it over ``target`` on success.

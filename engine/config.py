@@ -8,6 +8,7 @@ nested dataclasses) and ``from_dict(to_dict(c)) == c``.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -258,8 +259,10 @@ def check_run_shape(size: int, batch: int, minutes: float | None, steps: int | N
         raise ValueError("give exactly one of minutes or steps")
     if steps is not None and steps < 1:
         raise ValueError("steps must be at least 1")
-    if minutes is not None and minutes <= 0:
-        raise ValueError("minutes must be positive")
+    # NaN passes ``<= 0`` and infinity is no deadline: both ran zero steps and wrote an untrained
+    # segmenter.pt with exit 0.
+    if minutes is not None and not (0 < minutes < math.inf):
+        raise ValueError(f"minutes must be a positive number, not {minutes}")
 
 
 @dataclass(frozen=True)

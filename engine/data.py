@@ -21,7 +21,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from engine.errors import InputError
 from engine.imageio import BadFile, ImageReadError, read_rgb, scan_images
+from engine.text import one_line
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +103,26 @@ def load_folder(
                 good.append(path)
     array = np.stack(images) if images else np.zeros((0, side, side, 3), np.uint8)
     return ImageCache(images=array, paths=good, bad=bad)
+
+
+# Skipped files named in the one-line refusal of a folder without a usable photo.
+NO_PHOTOS_REASONS = 3
+
+
+def load_training_photos(folder: str | os.PathLike[str], size: int) -> tuple[ImageCache, list[str]]:
+    """A training run's photos and one escaped line per skipped file; ``InputError`` when not
+    one photo is usable, naming why the first files were skipped (it said only "no readable
+    images", so a folder of broken files gave no clue which or why)."""
+    bad: list[str] = []
+    cache = load_folder(folder, size, on_bad=lambda b: bad.append(one_line(f"{b.path}: {b.reason}")))
+    if len(cache) == 0:
+        if not bad:
+            raise InputError(f"no readable images in {folder}")
+        shown = "; ".join(bad[:NO_PHOTOS_REASONS])
+        more = len(bad) - NO_PHOTOS_REASONS
+        tail = f"; {more} more" if more > 0 else ""
+        raise InputError(f"no readable images in {folder}: {len(bad)} skipped ({shown}{tail})")
+    return cache, bad
 
 
 def to_tensor(batch_uint8: np.ndarray) -> torch.Tensor:

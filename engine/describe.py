@@ -18,6 +18,7 @@ from engine.events import (
     Started,
     WarningEvent,
 )
+from engine.text import one_line
 
 
 def clock(seconds: float | None) -> str:
@@ -104,6 +105,6 @@ def describe(event: Event) -> str:
 def console_line(event: Event) -> str:
     """The event as one plain console line ("" for events that are drawn rather than read): a
     warning or an error says so first, as the app's log marks it."""
-    text = describe(event)
+    text = one_line(describe(event))  # a file name's escape codes must not reach the terminal
     mark = level(event)
     return f"{mark}: {text}" if text and mark in ("warning", "error") else text

@@ -151,3 +151,61 @@ def test_train_help_shows_defaults(capsys) -> None:
                             ("--seed", "0")]:
         start = text.index(option + " ", text.index("options:"))
         assert f"(default: {default}" in text[start:start + 400], option
+
+
+def test_a_run_folder_that_cannot_be_made_is_one_line(tiny_demo_folder, tmp_path, capsys) -> None:
+    """A file where the run folder's parent should be (as a read-only mount) was a traceback at
+    the first write of config.json."""
+    blocker = tmp_path / "a file"
+    blocker.write_text("not a folder")
+    err = fails(capsys, train_argv(tiny_demo_folder, blocker / "run"), 2)
+    assert "cannot write to the run folder" in err and "a file is in the way" in err
+
+
+@pytest.mark.parametrize("value", ["nan", "inf"])
+def test_minutes_must_be_a_finite_number(tiny_demo_folder, tmp_path, capsys, value) -> None:
+    """Both passed the ``<= 0`` check, ran no step and wrote an untrained segmenter, exit 0."""
+    argv = train_argv(tiny_demo_folder, tmp_path / "run")
+    argv[argv.index("--steps"):argv.index("--steps") + 2] = ["--minutes", value]
+    err = fails(capsys, argv, 2)
+    assert "minutes must be a positive number" in err
+    assert not (tmp_path / "run" / "segmenter.pt").exists()
+
+
+def test_a_folder_of_only_bad_files_says_why_and_leaves_no_run(tmp_path, capsys) -> None:
+    """The refusal names the skipped files' reasons (it said only "no readable images"), and no
+    config.json is left for a later --resume to "continue"."""
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "empty.jpg").write_bytes(b"")
+    (bad / "text.png").write_text("hello")
+    err = fails(capsys, train_argv(bad, tmp_path / "run"), 2)
+    assert "no readable images" in err and "2 skipped" in err
+    assert "empty.jpg" in err and "text.png" in err
+    assert not (tmp_path / "run" / "config.json").exists()
+
+
+def test_control_characters_of_a_file_name_are_escaped(tiny_demo_folder, tmp_path, capsys) -> None:
+    """A name holding an escape sequence recoloured the terminal in the skipped-file warning."""
+    (tiny_demo_folder / "bad\x1b[31mred.png").write_text("not an image")
+    assert main(train_argv(tiny_demo_folder, tmp_path / "run")) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out
+    assert "bad\\x1b[31mred.png" in out
+
+
+def test_resume_with_another_folder_says_so(finished_run, tiny_demo_folder, tmp_path) -> None:
+    """A moved photo folder may be resumed from, but the user is told which one the run had."""
+    import io
+    from dataclasses import replace
+
+    from engine.cli.commands.train import consume
+    from engine.config import RunConfig
+
+    moved = tmp_path / "moved photos"
+    tiny_demo_folder.rename(moved)
+    saved = RunConfig.from_dict(json.loads((finished_run / "config.json").read_text("utf-8")))
+    out = io.StringIO()
+    assert consume(replace(saved, folder=str(moved), steps=3), resume=True, out=out) == 0
+    assert (f"resuming with the photos in {moved}; the run was trained on {tiny_demo_folder}"
+            in out.getvalue())

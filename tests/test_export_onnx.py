@@ -104,3 +104,26 @@ def test_export_cli_reports_a_missing_segmenter(tmp_path: Path, capsys: pytest.C
     assert main(["export-onnx", str(tmp_path)]) == 2
     assert "no segmenter.pt" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+
+@pytest.mark.parametrize("target", ["peel", "rembg"])
+@pytest.mark.parametrize(("where", "expected"), [("folder", "is a folder"),
+                                                 ("a file/m.onnx", "a file is in the way")])
+def test_an_output_that_cannot_be_written_is_one_line(
+    run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], target: str, where: str,
+    expected: str,
+) -> None:
+    """An existing folder as --out, or a file in the way of its folder (as a read-only mount),
+    ended in a traceback at the final rename, after the whole export."""
+    from engine.cli.main import main
+
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "a file").write_text("x")
+    code = main(["export-onnx", str(run_dir), "--out", str(tmp_path / where), "--target", target])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "Traceback" not in err, err
+    assert len(err.splitlines()) == 1 and err.startswith("peel export-onnx: error: ")
+    assert expected in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a file", "folder"]
+    assert list((tmp_path / "folder").iterdir()) == []

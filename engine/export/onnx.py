@@ -29,7 +29,7 @@ import onnx
 import torch
 
 from engine import __version__
-from engine.atomic import atomic_path, remove_stale_temps
+from engine.atomic import atomic_path, remove_stale_temps, unwritable_reason
 from engine.export.metadata import INPUT_NAME, OUTPUT_NAME, ModelMetadata
 from engine.nets.unet import UNet
 from engine.segmenter.model import NORMALISATION, SegmenterInfo, load_segmenter
@@ -78,6 +78,17 @@ def resolve_segmenter(source: str | os.PathLike[str]) -> Path:
     return path
 
 
+def check_output(out_path: Path) -> None:
+    """Refuse an output that cannot be written before the export's work (one line, not the
+    traceback of the final rename): an existing folder, or a folder no file can be made in."""
+    if out_path.is_dir():
+        raise OnnxExportError(f"{out_path} is a folder; give the file to write, e.g. "
+                              f"{out_path / 'segmenter.onnx'}")
+    why = unwritable_reason(out_path.parent)
+    if why is not None:
+        raise OnnxExportError(f"cannot write {out_path}: {why}")
+
+
 def default_output(segmenter: Path) -> Path:
     return segmenter.with_suffix(".onnx")
 
@@ -102,6 +113,7 @@ def export_onnx(
     started = time.perf_counter()
     pt_path = resolve_segmenter(source)
     out_path = Path(out) if out is not None else default_output(pt_path)
+    check_output(out_path)
     net, info = load_segmenter(pt_path, "cpu")
     net.eval()
     model = _WithSigmoid(net).eval()

@@ -9,11 +9,11 @@ from __future__ import annotations
 import logging
 import os
 import stat
-import tempfile
 from datetime import datetime
 from pathlib import Path
 from typing import IO
 
+from engine.atomic import unwritable_reason
 from engine.export.jobs import ExportSetupError
 from engine.text import one_line
 
@@ -24,13 +24,9 @@ def writable_out_dir(out_dir: Path) -> None:
     """Create OUT_DIR and prove a file can be made in it, or one ``ExportSetupError`` line
     (read-only mount, immutable or foreign folder): without this every photo failed the same way
     or a traceback ended the run."""
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=".peel-write-test.", dir=out_dir)
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as exc:
-        raise ExportSetupError(f"cannot write to OUT_DIR {out_dir}: {exc.strerror or exc}") from exc
+    why = unwritable_reason(out_dir)
+    if why is not None:
+        raise ExportSetupError(f"cannot write to OUT_DIR {out_dir}: {why}")
 
 
 class RunLog:

@@ -44,6 +44,7 @@ from engine.export.onnx import (
     ExportReport,
     OnnxExportError,
     _source_name,
+    check_output,
     export_proto,
     resolve_segmenter,
 )
@@ -98,6 +99,7 @@ def export_rembg(
     started = time.perf_counter()
     pt_path = resolve_segmenter(source)
     out_path = Path(out) if out is not None else pt_path.with_name(REMBG_FILE)
+    check_output(out_path)
     net, info = load_segmenter(pt_path, "cpu")
     model = RembgAdapter(net.eval(), info.size, net.stride).eval()
     meta = ModelMetadata(size=info.size, stride=net.stride, normalisation=NORMALISATION,

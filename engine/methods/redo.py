@@ -45,7 +45,7 @@ import torch.nn.functional as F
 
 from engine.config import RunConfig, resume_mismatch
 from engine.control import RunControl
-from engine.data import RandomCropDataset, load_folder, to_tensor, to_uint8
+from engine.data import RandomCropDataset, load_training_photos, to_tensor, to_uint8
 from engine.device import configure_cpu_threads, describe, pick_device
 from engine.errors import InputError, failed_event
 from engine.events import (
@@ -247,11 +247,8 @@ class _RedoRun:
         payload = self._resume_payload() if resume else None
         if payload is None and ckpt.list_checkpoints(self.run_dir):
             raise InputError(f"{self.run_dir} already holds a run; resume it or choose a new folder")
-        RunFolder(self.run_dir).write_config(cfg)
-        bad: list[str] = []
-        cache = load_folder(cfg.folder, cfg.size, on_bad=lambda b: bad.append(f"{b.path}: {b.reason}"))
-        if len(cache) == 0:
-            raise InputError(f"no readable images in {cfg.folder}")
+        cache, bad = load_training_photos(cfg.folder, cfg.size)
+        RunFolder(self.run_dir).write_config(cfg)  # only once there are photos to train on
         self.dataset = RandomCropDataset(cache, cfg.size)
         self.fixed = self._fixed_images(cache.images)
         self._start(self.seed)

@@ -21,7 +21,7 @@ from collections.abc import Callable, Generator, Iterator
 from dataclasses import replace
 from pathlib import Path
 
-from engine.atomic import DiskFullError
+from engine.atomic import DiskFullError, unwritable_reason
 from engine.config import RunConfig
 from engine.control import RunControl
 from engine.device import describe
@@ -74,6 +74,11 @@ def train(
     run in ``config.out``. The one entry point the CLI, the app, compare and the tests use."""
     from engine.methods.registry import get
 
+    why = unwritable_reason(config.out)
+    if why is not None:  # before any method writes: else a traceback at its first file
+        yield failed_event(InputError(f"cannot write to the run folder {config.out}: {why}"), 0,
+                           (), log)
+        return
     yield from get(config.method).start(config, control or RunControl(), resume)
 
 

@@ -14,7 +14,7 @@ import torch
 
 from engine import config as config_mod
 from engine.config import RunConfig
-from engine.data import RandomCropDataset, load_folder
+from engine.data import RandomCropDataset, load_training_photos
 from engine.device import configure_cpu_threads, pick_device
 from engine.errors import InputError
 from engine.methods import build_method
@@ -57,19 +57,18 @@ def setup_run(ctx: StageContext, resume: bool) -> tuple[dict[str, Any] | None, l
     distributed.check_batch(cfg.batch, "--batch")
     if not distributed.is_main():
         ctx.metrics = distributed.NullLog()
-    payload = resume_payload(ctx) if resume else None
+    payload, saved_folder = resume_payload(ctx) if resume else (None, None)
     if payload is None and ckpt.list_checkpoints(ctx.run_dir):
         raise InputError(
             f"{ctx.run_dir} already holds a run; resume it (--resume) or choose a new folder"
         )
-    if distributed.is_main():
-        ctx.folder.write_config(cfg)
 
     ctx.reseed(ctx.seed)
-    bad_files: list[str] = []
-    cache = load_folder(cfg.folder, cfg.size, on_bad=lambda b: bad_files.append(f"{b.path}: {b.reason}"))
-    if len(cache) == 0:
-        raise InputError(f"no readable images in {cfg.folder}")
+    cache, bad_files = load_training_photos(cfg.folder, cfg.size)
+    # Only now: a config.json written before the photos were read let --resume "continue" a run
+    # whose folder had no usable photo.
+    if distributed.is_main():
+        ctx.folder.write_config(cfg)
     ctx.dataset = RandomCropDataset(cache, cfg.size)
     ctx.method = build_method(cfg, ctx.device)
     codes_rng = torch.Generator().manual_seed(cfg.seed + 1)
@@ -84,6 +83,9 @@ def setup_run(ctx: StageContext, resume: bool) -> tuple[dict[str, Any] | None, l
         ctx.metrics.truncate_after(ctx.step)
 
     warnings = [("warning", device_warning)] if device_warning else []
+    if saved_folder is not None and saved_folder != cfg.folder:
+        warnings.append(("warning", f"resuming with the photos in {cfg.folder}; the run was "
+                                    f"trained on {saved_folder} until now"))
     warnings += [("bad-file", f"skipped {line}") for line in bad_files[:MAX_BAD_FILE_WARNINGS]]
     if len(bad_files) > MAX_BAD_FILE_WARNINGS:
         warnings.append(("bad-file", f"skipped {len(bad_files)} unreadable files in all"))
@@ -140,7 +142,9 @@ def saved_measure(payload: dict[str, Any]) -> Measured | None:
                     None if sep is None else float(sep))
 
 
-def resume_payload(ctx: StageContext) -> dict[str, Any] | None:
+def resume_payload(ctx: StageContext) -> tuple[dict[str, Any] | None, str]:
+    """The last checkpoint of the run to resume (None: killed before its first) and the photo
+    folder the run was trained on."""
     saved_path = ctx.folder.config_path
     if not saved_path.exists():
         raise InputError(f"nothing to resume in {ctx.run_dir} (no config.json)")
@@ -155,5 +159,5 @@ def resume_payload(ctx: StageContext) -> dict[str, Any] | None:
         ckpt.remove_stale_temps(ctx.run_dir)  # half-written files of a killed run
     found = ckpt.list_checkpoints(ctx.run_dir)
     if not found:
-        return None  # killed before the first checkpoint: start again from step 0
-    return ckpt.load(found[-1])
+        return None, saved.folder  # killed before the first checkpoint: start again from step 0
+    return ckpt.load(found[-1]), saved.folder

@@ -13,6 +13,7 @@ from engine.cli.errors import CliError
 from engine.cli.interrupt import stop_on_first_interrupt
 from engine.control import RunControl
 from engine.methods.registry import DEFAULT_METHOD, SPECS
+from engine.text import one_line
 
 if TYPE_CHECKING:
     from engine.events import Failed
@@ -198,9 +199,9 @@ def report_failure(ev: Failed, err: TextIO, *, rank: int = 0, debug: bool = Fals
     if debug and ev.cause != "internal" and ev.traceback:  # an internal one was logged already
         err.write(ev.traceback)
     if ev.cause == "internal":
-        err.write(f"{prefix}: internal error, please report: {ev.error}\n")
+        err.write(f"{prefix}: internal error, please report: {one_line(ev.error)}\n")
     else:
-        err.write(f"{prefix}: error: {ev.error}\n")
+        err.write(f"{prefix}: error: {one_line(ev.error)}\n")
     err.flush()
 
 
