@@ -25,7 +25,9 @@ def code_refusal(path: str | Path, exc: BaseException) -> str | None:
     if not isinstance(exc, pickle.UnpicklingError) or "weights only load failed" not in text.lower():
         return None
     found = _GLOBAL.search(text)
-    what = f" ({found.group(1)})" if found else ""
+    if found is None:  # not code: a file of another kind (a JPEG said it held code) or damaged
+        return None
+    what = f" ({found.group(1)})"
     return (
         f"{path} was refused: besides weights it holds Python code that would run when "
         f"loaded{what}. Peel loads weights only; a file from Peel never holds code, so this one "

@@ -273,3 +273,19 @@ def test_refine_snaps_the_mask_with_grabcut_from_the_net_mask(tmp_path: Path, se
     start = (session.predict_soft([rgb])[0] >= 0.5).astype(np.float32)
     assert got.shape == rgb.shape[:2] and set(np.unique(got)) <= {0, 255}
     assert np.array_equal(got, grabcut_refine(rgb, start))
+
+
+def test_a_model_that_is_not_an_onnx_file_says_what_to_give(model_path: Path, tmp_path: Path) -> None:
+    """A run folder and a .pt file were "no such model file" or a protobuf parse error."""
+    from engine.export.sessions import ModelLoadError, SegmenterSession
+
+    run = model_path.parent
+    with pytest.raises(ModelLoadError, match=f"is a folder.*give {model_path}"):
+        SegmenterSession(run, device="cpu")
+    (tmp_path / "untrained run").mkdir()
+    with pytest.raises(ModelLoadError, match="is a folder.*peel export-onnx"):
+        SegmenterSession(tmp_path / "untrained run", device="cpu")
+    with pytest.raises(ModelLoadError, match=r"torch segmenter.*peel export-onnx .*segmenter\.pt"):
+        SegmenterSession(run / "segmenter.pt", device="cpu")
+    with pytest.raises(ModelLoadError, match="not a regular file"):
+        SegmenterSession(Path(os.devnull), device="cpu")

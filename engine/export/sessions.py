@@ -63,6 +63,23 @@ def _preload_cuda_libraries() -> None:
             log.debug("onnxruntime.preload_dlls failed: %s", exc)
 
 
+def model_path_problem(path: Path) -> str | None:
+    """Why ``path`` is not an ONNX model to open, saying what to give instead (a run folder, a
+    ``.pt`` file and a device were all "no such model file", or a protobuf parse error)."""
+    if path.is_dir():
+        inside = path / "segmenter.onnx"
+        hint = f"give {inside}" if inside.is_file() else f"make its model: peel export-onnx {path}"
+        return f"{path} is a folder, not a model file ({hint})"
+    if not path.exists():
+        return f"{path}: no such model file (make one with peel export-onnx)"
+    if not path.is_file():
+        return f"{path}: not a regular file"
+    if path.suffix == ".pt":
+        return (f"{path} is a torch segmenter; segment runs its ONNX export: "
+                f"peel export-onnx {path}, then --model {path.with_suffix('.onnx')}")
+    return None
+
+
 def shard_device_id(shard: tuple[int, int] | None, device_count: int) -> int:
     """The GPU that shard ``(i, n)`` (1-based) of ``peel segment --shard`` runs on.
 
@@ -142,8 +159,9 @@ class SegmenterSession:
         if device not in DEVICES:
             raise ValueError(f"unknown device {device!r} ({', '.join(DEVICES)})")
         self.path = Path(model_path)
-        if not self.path.is_file():
-            raise ModelLoadError(f"{model_path}: no such model file (make one with peel export-onnx)")
+        refusal = model_path_problem(self.path)
+        if refusal is not None:
+            raise ModelLoadError(refusal)
         self.warning: str | None = None
 
         want_cuda = device == "cuda" or (device == "auto" and _cuda_usable())

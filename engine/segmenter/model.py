@@ -71,7 +71,9 @@ def load_segmenter(
         from engine.safeload import code_refusal
 
         refused = code_refusal(path, exc)  # a pickle with code in it: say so, never "retry unsafely"
-        raise SegmenterLoadError(refused or f"{path}: not a readable segmenter file ({exc})") from exc
+        # Not torch's own text: it advises weights_only=False, never to be done with such a file.
+        raise SegmenterLoadError(refused or f"{path}: not a Peel segmenter file (unreadable as "
+                                            f"one: {type(exc).__name__})") from exc
     if not isinstance(payload, dict) or payload.get("kind") not in KINDS:
         raise SegmenterLoadError(f"{path}: not a Peel segmenter")
     if payload.get("schema") != SCHEMA:

@@ -119,3 +119,19 @@ def test_bootstrap_retrains_instead_of_loading_a_prior_with_code(segmenter_file,
     booby_trap(segmenter_file, marker)
     assert _reuse_prior(segmenter_file, 32, torch.device("cpu")) is None
     assert not marker.exists()
+
+
+def test_a_file_of_another_kind_is_not_said_to_hold_code(tmp_path: Path) -> None:
+    """A JPEG given as a segmenter was "refused: it holds Python code ... made or changed
+    elsewhere": only a pickle that names a global is that."""
+    import cv2
+
+    ok, buf = cv2.imencode(".jpg", np.zeros((8, 8, 3), np.uint8))
+    assert ok
+    photo = tmp_path / "photo.jpg"
+    photo.write_bytes(buf.tobytes())
+    with pytest.raises(SegmenterLoadError) as info:
+        load_segmenter(photo)
+    message = str(info.value)
+    assert "not a Peel segmenter file" in message
+    assert "code" not in message and "weights_only" not in message
