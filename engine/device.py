@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import contextlib
-import logging
 from typing import Any
 
 import torch
 
 from engine.worker_pool import usable_cores
-
-log = logging.getLogger(__name__)
 
 
 def describe(device: torch.device) -> str:
@@ -30,9 +27,9 @@ def pick_device(requested: str = "auto") -> tuple[torch.device, str | None]:
     if torch.cuda.is_available():
         return torch.device("cuda"), None
     if requested == "cuda":
-        msg = "CUDA was requested but is not available here; running on the CPU"
-        log.warning(msg)
-        return torch.device("cpu"), msg
+        # Returned, not logged: every caller shows it (a run as a warning event), and the CLI
+        # printed it twice when it was also logged.
+        return torch.device("cpu"), "CUDA was requested but is not available here; running on the CPU"
     return torch.device("cpu"), None
 
 

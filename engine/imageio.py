@@ -214,10 +214,13 @@ def _to_uint8(img: np.ndarray) -> np.ndarray:
 
 
 def _too_large(w: int, h: int, bytes_per_sample: int = 1) -> str:
-    depth = f", {8 * bytes_per_sample}-bit" if bytes_per_sample > 1 else ""
+    bits = 8 * bytes_per_sample
+    # The limit at the image's own depth: "225 megapixels; the limit is 250 at 8 bits" read as
+    # a contradiction for a 16-bit file refused at 125.
+    limit = MAX_PIXELS // bytes_per_sample
     return (
-        f"too large to decode safely ({w}x{h}{depth} = {w * h / 1e6:.0f} megapixels; the limit "
-        f"is {MAX_PIXELS / 1e6:.0f} at 8 bits): save a smaller copy"
+        f"too large to decode safely ({w}x{h} = {w * h / 1e6:.0f} megapixels; the limit is "
+        f"{limit / 1e6:.0f} at {bits} bits): save a smaller copy"
     )
 
 

@@ -209,3 +209,16 @@ def test_resume_with_another_folder_says_so(finished_run, tiny_demo_folder, tmp_
     assert consume(replace(saved, folder=str(moved), steps=3), resume=True, out=out) == 0
     assert (f"resuming with the photos in {moved}; the run was trained on {tiny_demo_folder}"
             in out.getvalue())
+
+
+def test_cuda_without_a_gpu_is_said_once(cli_logging, tiny_demo_folder, tmp_path, capsys) -> None:
+    """It was logged by the device module and shown again as the run's warning."""
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    argv = train_argv(tiny_demo_folder, tmp_path / "run")
+    argv[argv.index("--device") + 1] = "cuda"
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    assert (captured.out + captured.err).count("CUDA was requested") == 1

@@ -49,7 +49,9 @@ def test_deep_images_are_refused_by_decoded_bytes_not_just_pixels(tmp_path: Path
     path = tmp_path / "deep.png"
     path.write_bytes(png_header_only(12_000, 12_000, depth=16))
     reason = read_in_thread(path)
-    assert "too large" in reason and "16-bit" in reason, reason
+    assert "too large" in reason and "144 megapixels" in reason, reason
+    # The limit said at the file's own depth: "the limit is 250 at 8 bits" read as a contradiction.
+    assert "the limit is 125 at 16 bits" in reason, reason
 
 
 def test_formats_without_a_checked_header_are_not_decoded(tmp_path: Path) -> None:
