@@ -105,6 +105,19 @@ def load_folder(
     return ImageCache(images=array, paths=good, bad=bad)
 
 
+# Below this many usable photos (or the batch) a run is warned that its masks will be poor: the
+# GAN needs many views of the subject. The app says it before a run, ``few_photos`` in the run.
+FEW_PHOTOS = 50
+
+
+def few_photos(count: int, batch: int) -> str | None:
+    """The warning for a run on ``count`` usable photos at ``batch``, or None when enough."""
+    if count >= max(FEW_PHOTOS, batch):
+        return None
+    return (f"only {count} usable photo{'s' if count != 1 else ''}: a GAN needs many views of the "
+            f"subject ({FEW_PHOTOS}+, and at least the batch of {batch}); expect poor masks")
+
+
 # Skipped files named in the one-line refusal of a folder without a usable photo.
 NO_PHOTOS_REASONS = 3
 

@@ -222,3 +222,10 @@ def test_cuda_without_a_gpu_is_said_once(cli_logging, tiny_demo_folder, tmp_path
     assert main(argv) == 0
     captured = capsys.readouterr()
     assert (captured.out + captured.err).count("CUDA was requested") == 1
+
+
+def test_a_run_on_few_photos_is_warned(tiny_demo_folder, tmp_path, capsys) -> None:
+    """The app flagged a folder under 50 photos before a run; the CLI said nothing."""
+    assert main(train_argv(tiny_demo_folder, tmp_path / "run")) == 0
+    out = capsys.readouterr().out
+    assert "warning: only 12 usable photos" in out and "expect poor masks" in out

@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
 )
 
 from engine.config import SIZES
+from engine.data import few_photos
 from engine.describe import rate, where
 from engine.events import Finished, PhaseChanged, Progress
 from engine.methods.registry import SPECS
@@ -32,7 +33,6 @@ METHOD_TIPS = {name: spec.summary for name, spec in SPECS.items()}
 
 
 # Fewer usable photos than this and the GAN has little to learn from (and repeats one batch).
-MIN_PHOTOS = 50
 
 
 class TrainingPanel(QGroupBox):
@@ -263,11 +263,9 @@ class TrainingPanel(QGroupBox):
         if usable != self.usable_photos:
             self.usable_photos = usable
             self.refresh_estimate()
-        few = 0 < usable < max(MIN_PHOTOS, self.batch.value()) and not still_counting
-        self.photos_warning.setText(
-            f"Only {usable} usable photo{'s' if usable != 1 else ''}: a GAN needs many views of "
-            f"the subject ({MIN_PHOTOS}+, and at least the batch of {self.batch.value()}); "
-            "expect poor masks." if few else "")
+        text = few_photos(usable, self.batch.value()) if usable > 0 and not still_counting else None
+        few = text is not None
+        self.photos_warning.setText(f"{text[0].upper()}{text[1:]}." if text else "")
         self.photos_warning.setVisible(few)
 
     @Slot(object)

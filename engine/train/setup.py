@@ -14,7 +14,7 @@ import torch
 
 from engine import config as config_mod
 from engine.config import RunConfig
-from engine.data import RandomCropDataset, load_training_photos
+from engine.data import RandomCropDataset, few_photos, load_training_photos
 from engine.device import configure_cpu_threads, pick_device
 from engine.errors import InputError
 from engine.methods import build_method
@@ -86,6 +86,8 @@ def setup_run(ctx: StageContext, resume: bool) -> tuple[dict[str, Any] | None, l
     if saved_folder is not None and saved_folder != cfg.folder:
         warnings.append(("warning", f"resuming with the photos in {cfg.folder}; the run was "
                                     f"trained on {saved_folder} until now"))
+    if (few := few_photos(len(cache), cfg.batch)) is not None:
+        warnings.append(("warning", few))
     warnings += [("bad-file", f"skipped {line}") for line in bad_files[:MAX_BAD_FILE_WARNINGS]]
     if len(bad_files) > MAX_BAD_FILE_WARNINGS:
         warnings.append(("bad-file", f"skipped {len(bad_files)} unreadable files in all"))
