@@ -29,6 +29,10 @@ log = logging.getLogger(__name__)
 
 CACHE_SCALE = 1.125
 MIN_SIDE = 16  # below this a photo carries nothing the generator can learn from
+# Training sees the centre square of each photo: past this ratio of long to short side it keeps
+# under a quarter of the photo, and the object is as likely outside it as in (a 5000x20 banner
+# was trained on as a 20x20 crop without a word).
+MAX_TRAIN_ASPECT = 4.0
 
 
 def cache_side(size: int) -> int:
@@ -83,7 +87,12 @@ def load_folder(
 
     def load(path: Path) -> np.ndarray | BadFile:
         try:
-            return square_resize(read_rgb(path, min_side=MIN_SIDE, reduce_huge=True), side)
+            rgb = read_rgb(path, min_side=MIN_SIDE, reduce_huge=True)
+            h, w = rgb.shape[:2]
+            if max(h, w) > MAX_TRAIN_ASPECT * min(h, w):
+                return BadFile(str(path), f"too elongated to train on ({w}x{h}; at most "
+                                          f"{MAX_TRAIN_ASPECT:g}:1, as training sees its centre square)")
+            return square_resize(rgb, side)
         except ImageReadError as exc:
             return BadFile(exc.path, exc.reason)
         except Exception as exc:  # a decoder bug must not stop the folder

@@ -27,27 +27,29 @@ def add_bad_files(folder: Path) -> dict[str, str]:
     good = (folder / "demo_00000.png").read_bytes()
     (folder / "text.jpg").write_text("hello")
     Image.new("RGB", (1, 1)).save(folder / "dot.png")
+    Image.new("RGB", (500, 20)).save(folder / "banner.png")  # trained on as a 20x20 crop before
+    Image.new("RGB", (80, 20)).save(folder / "wide.png")  # 4:1, kept
     jpg = folder / "cut.jpg"
     Image.new("RGB", (64, 64), (1, 2, 3)).save(jpg, quality=90)
     jpg.write_bytes(jpg.read_bytes()[:200])
     assert good  # the real photos stay
     return {"zero.jpg": "empty file", "text.jpg": "not a readable image",
-            "dot.png": "too small", "cut.jpg": "truncated"}
+            "dot.png": "too small", "cut.jpg": "truncated", "banner.png": "too elongated"}
 
 
 def test_load_folder_reports_bad_files_and_goes_on(tiny_demo_folder: Path) -> None:
     expected = add_bad_files(tiny_demo_folder)
     seen = []
     cache = load_folder(tiny_demo_folder, size=32, on_bad=seen.append)
-    assert len(cache) == 12
-    assert cache.images.shape == (12, cache_side(32), cache_side(32), 3)
+    assert len(cache) == 13
+    assert cache.images.shape == (13, cache_side(32), cache_side(32), 3)
     assert cache.images.dtype == np.uint8
     reasons = {Path(b.path).name: b.reason for b in cache.bad}
     assert set(reasons) == set(expected)
     for name, fragment in expected.items():
         assert fragment in reasons[name], (name, reasons[name])
     assert [b.path for b in seen] == [b.path for b in cache.bad]
-    assert all(p.suffix == ".png" and p.stem.startswith("demo_") for p in cache.paths)
+    assert sorted(p.name for p in cache.paths if not p.stem.startswith("demo_")) == ["wide.png"]
 
 
 def test_cache_is_one_and_an_eighth_of_size(tiny_demo_folder: Path) -> None:

@@ -87,7 +87,7 @@ def setup_run(ctx: StageContext, resume: bool) -> tuple[dict[str, Any] | None, l
         warnings.append(("warning", f"resuming with the photos in {cfg.folder}; the run was "
                                     f"trained on {saved_folder} until now"))
     if (few := few_photos(len(cache), cfg.batch)) is not None:
-        warnings.append(("warning", few))
+        warnings.append(("few-photos", few))
     warnings += [("bad-file", f"skipped {line}") for line in bad_files[:MAX_BAD_FILE_WARNINGS]]
     if len(bad_files) > MAX_BAD_FILE_WARNINGS:
         warnings.append(("bad-file", f"skipped {len(bad_files)} unreadable files in all"))
