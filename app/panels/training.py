@@ -32,9 +32,6 @@ from engine.methods.registry import SPECS
 METHOD_TIPS = {name: spec.summary for name, spec in SPECS.items()}
 
 
-# Fewer usable photos than this and the GAN has little to learn from (and repeats one batch).
-
-
 class TrainingPanel(QGroupBox):
     """Emits startRequested / pauseToggled / stopRequested; the window owns the run."""
 
