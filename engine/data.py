@@ -23,7 +23,6 @@ from torch.utils.data import Dataset
 
 from engine.errors import InputError
 from engine.imageio import BadFile, ImageReadError, read_rgb, scan_images
-from engine.text import one_line
 
 log = logging.getLogger(__name__)
 
@@ -132,11 +131,11 @@ NO_PHOTOS_REASONS = 3
 
 
 def load_training_photos(folder: str | os.PathLike[str], size: int) -> tuple[ImageCache, list[str]]:
-    """A training run's photos and one escaped line per skipped file; ``InputError`` when not
+    """A training run's photos and one line per skipped file; ``InputError`` when not
     one photo is usable, naming why the first files were skipped (it said only "no readable
     images", so a folder of broken files gave no clue which or why)."""
     bad: list[str] = []
-    cache = load_folder(folder, size, on_bad=lambda b: bad.append(one_line(f"{b.path}: {b.reason}")))
+    cache = load_folder(folder, size, on_bad=lambda b: bad.append(f"{b.path}: {b.reason}"))
     if len(cache) == 0:
         if not bad:
             raise InputError(f"no readable images in {folder}")

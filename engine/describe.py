@@ -76,7 +76,14 @@ def plan_row(row: dict[str, object]) -> str:
 
 
 def describe(event: Event) -> str:
-    """The event in one line; "" for events that are drawn rather than read (losses, previews)."""
+    """The event in one line; "" for events that are drawn rather than read (losses, previews).
+
+    Control characters are escaped here, for the console and the app's log alike: a file name
+    holding an escape sequence recoloured the terminal in a skipped-file warning."""
+    return one_line(_text(event))
+
+
+def _text(event: Event) -> str:
     match event:
         case Started():
             return (f"training {event.method} on {event.device} "
@@ -105,6 +112,6 @@ def describe(event: Event) -> str:
 def console_line(event: Event) -> str:
     """The event as one plain console line ("" for events that are drawn rather than read): a
     warning or an error says so first, as the app's log marks it."""
-    text = one_line(describe(event))  # a file name's escape codes must not reach the terminal
+    text = describe(event)
     mark = level(event)
     return f"{mark}: {text}" if text and mark in ("warning", "error") else text

@@ -209,6 +209,10 @@ def test_resume_with_another_folder_says_so(finished_run, tiny_demo_folder, tmp_
     assert consume(replace(saved, folder=str(moved), steps=3), resume=True, out=out) == 0
     assert (f"resuming with the photos in {moved}; the run was trained on {tiny_demo_folder}"
             in out.getvalue())
+    # The same folder spelled another way is not another folder.
+    again = io.StringIO()
+    assert consume(replace(saved, folder=f"{moved}/.", steps=4), resume=True, out=again) == 0
+    assert "resuming with the photos" not in again.getvalue()
 
 
 def test_cuda_without_a_gpu_is_said_once(cli_logging, tiny_demo_folder, tmp_path, capsys) -> None:

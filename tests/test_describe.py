@@ -36,3 +36,12 @@ def test_a_console_line_marks_warnings_and_errors_and_skips_drawn_events() -> No
     assert console_line(Failed(3, "disk full")) == "error: disk full"
     assert console_line(PhaseChanged(3, "gan")) == "stage: gan"
     assert console_line(Losses(3, "gan", {"d": 1.0})) == ""
+
+
+def test_control_characters_are_escaped_for_every_display() -> None:
+    """describe() feeds the app's log as well as the console: a file name's escape sequence or
+    newline must reach neither raw."""
+
+    text = describe(WarningEvent(0, "skipped a\x1b[31mred\nname.png: empty file"))
+    assert "\x1b" not in text and "\n" not in text
+    assert "a\\x1b[31mred\\nname.png" in text

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -83,7 +84,7 @@ def setup_run(ctx: StageContext, resume: bool) -> tuple[dict[str, Any] | None, l
         ctx.metrics.truncate_after(ctx.step)
 
     warnings = [("warning", device_warning)] if device_warning else []
-    if saved_folder is not None and saved_folder != cfg.folder:
+    if saved_folder is not None and Path(saved_folder).resolve() != Path(cfg.folder).resolve():
         warnings.append(("warning", f"resuming with the photos in {cfg.folder}; the run was "
                                     f"trained on {saved_folder} until now"))
     if (few := few_photos(len(cache), cfg.batch)) is not None:
